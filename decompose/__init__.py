@@ -1,0 +1,1 @@
+"""VPD (adversarial parameter decomposition) of Hugging Face causal LMs. Knows nothing of forgetting."""

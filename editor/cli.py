@@ -1,0 +1,33 @@
+"""The `editor` command line. Heavy libraries are imported inside commands so --help is instant."""
+
+from __future__ import annotations
+
+import typer
+
+from editor import __version__
+from editor.cli_target import target_app
+
+app = typer.Typer(
+    name="editor",
+    help="Make a language model forget something by editing its weights, and show what was removed.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(target_app, name="target")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """editor: decompose a causal LM into rank-1 components, find the ones a dataset needs, subtract them."""
+    from editor.model_io import set_offline_defaults
+
+    set_offline_defaults()

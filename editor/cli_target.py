@@ -1,0 +1,128 @@
+"""`editor target ...`: split the shipped data, train the tokenizer, build, sample and report the default targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from editor.cli_common import JsonOpt, SetOpt, emit_json, user_errors
+from editor.console import console, progress
+
+target_app = typer.Typer(help="The default target models (tiny-toxic, tiny-clean): build, sample, report.", no_args_is_help=True)
+
+
+@target_app.command("split")
+@user_errors
+def split(
+    source: Annotated[Path, typer.Option(help="Folder with the raw public data.")] = Path("../shared/data"),
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/data).")] = None,
+    seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
+) -> None:
+    """Split the raw data once into train / held-out parts.
+
+    Example: editor target split --source ../shared/data
+    """
+    from editor.paths import DATA
+    from editor.target.split import SplitSpec, split_data
+
+    counts = split_data(source, out or DATA, SplitSpec(seed=seed))
+    for key, n in counts.items():
+        console.print(f"{key}: {n}")
+    typer.echo(str(out or DATA))
+
+
+@target_app.command("tokenizer")
+@user_errors
+def tokenizer(
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 4096,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/models/tokenizer).")] = None,
+) -> None:
+    """Train the shared byte-level BPE tokenizer on all training text.
+
+    Example: editor target tokenizer --vocab-size 4096
+    """
+    from editor.data import load_texts
+    from editor.paths import TOKENIZER, TRAIN
+    from editor.target.tokenizer import train_tokenizer
+
+    texts = [t for path in TRAIN.values() for t in load_texts(path).texts]
+    train_tokenizer(texts, vocab_size, out or TOKENIZER)
+    typer.echo(str(out or TOKENIZER))
+
+
+@target_app.command("build")
+@user_errors
+def build(
+    recipe: Annotated[str, typer.Argument(help="Recipe name (tiny-toxic, tiny-clean) or a YAML path.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/models/<name>).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override train.steps.")] = None,
+    overrides: SetOpt = None,
+) -> None:
+    """Train a default target from its recipe (deterministic given its seed) and save it.
+
+    Example: editor target build tiny-toxic --out runs/tiny-toxic
+    """
+    from editor.paths import TOKENIZER, shipped_model
+    from editor.recipe import load_recipe
+    from editor.target.config import TargetRecipe
+    from editor.target.train import build_target
+
+    extra = [f"train.steps={steps}"] if steps is not None else []
+    cfg = load_recipe(TargetRecipe, recipe, "targets", (overrides or []) + extra)
+    dest = out or shipped_model(cfg.name)
+    with progress() as bar:
+        task = bar.add_task(f"training {cfg.name}", total=cfg.train.steps, status="")
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(task, completed=step + 1, status=f"loss {loss:.3f}")
+
+        build_target(cfg, TOKENIZER, dest, on_step)
+    typer.echo(str(dest))
+
+
+@target_app.command("sample")
+@user_errors
+def sample(
+    prompt: Annotated[list[str], typer.Argument(help="One or more prompts.")],
+    model: Annotated[str | None, typer.Option(help="Model name or path (default: tiny-toxic).")] = None,
+    n: Annotated[int, typer.Option(help="Samples per prompt.")] = 3,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 30,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample continuations of prompts (nucleus sampling, top-p 0.9).
+
+    Example: editor target sample "The history of the city" --model tiny-clean
+    """
+    from editor.model_io import load_model
+    from evals.generation import sample as generate
+
+    lm, tok = load_model(model)
+    outs = generate(lm, tok, prompt, n=n, max_new_tokens=max_new_tokens, seed=seed)
+    if as_json:
+        emit_json({p: o for p, o in zip(prompt, outs)})
+        return
+    for p, continuations in zip(prompt, outs):
+        for c in continuations:
+            typer.echo(f"{p} ▸ {c}")
+
+
+@target_app.command("report")
+@user_errors
+def report(
+    models: Annotated[list[str] | None, typer.Option("--model", help="Models to compare (default: tiny-toxic, tiny-clean).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Held-out NLL of the default targets, and a few benign generations from each.
+
+    Example: editor target report --json
+    """
+    from editor.target.report import render_report, target_report
+
+    result = target_report(models or ["tiny-toxic", "tiny-clean"])
+    if as_json:
+        emit_json(result)
+    else:
+        render_report(result)

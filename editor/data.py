@@ -1,0 +1,112 @@
+"""Load text datasets for every command: JSONL, plain text, or a Hugging Face dataset id.
+
+One document per JSONL row (the `text_field` of each object) or per non-empty line of a text
+file. Anything wrong with the input is an EditorError naming the file and, for JSONL, the line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from editor.errors import EditorError
+
+TEXT_SUFFIXES = {".txt", ".text", ".md", ".raw"}
+JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    """Documents loaded from one source, with where they came from (for manifests and messages)."""
+
+    source: str
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
+    texts: list[str] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise EditorError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise EditorError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            if text_field not in row:
+                fields = ", ".join(sorted(row)) or "none"
+                raise EditorError(
+                    f"{path}:{lineno}: row has no '{text_field}' field (fields: {fields}); "
+                    "choose one with --text-field"
+                )
+            value = row[text_field]
+            if not isinstance(value, str):
+                raise EditorError(f"{path}:{lineno}: field '{text_field}' is {type(value).__name__}, not a string")
+            if value.strip():
+                texts.append(value)
+    return texts
+
+
+def read_text_lines(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def _looks_like_path(source: str) -> bool:
+    suffix = Path(source).suffix.lower()
+    return (
+        source.startswith((".", "/", "~"))
+        or suffix in TEXT_SUFFIXES | JSONL_SUFFIXES
+        or Path(source).expanduser().exists()
+    )
+
+
+def _load_hf_dataset(source: str, text_field: str, split: str) -> list[str]:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a declared dependency
+        raise EditorError(f"'{source}' is not a file, and the 'datasets' library is not installed") from None
+    name, _, config = source.partition(":")
+    try:
+        ds = datasets.load_dataset(name, config or None, split=split)
+    except Exception as e:  # the hub raises many types; all mean "could not load it"
+        raise EditorError(
+            f"'{source}' is not a local file and could not be loaded as a Hugging Face dataset "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}). "
+            "This tool runs offline by default: pass a local JSONL or text file, or set HF_HUB_OFFLINE=0 "
+            "and HF_DATASETS_OFFLINE=0 with network access."
+        ) from None
+    if text_field not in ds.column_names:
+        raise EditorError(f"dataset '{source}' has no column '{text_field}' (columns: {', '.join(ds.column_names)})")
+    return [t for t in ds[text_field] if isinstance(t, str) and t.strip()]
+
+
+def load_texts(source: str | Path, text_field: str = "text", split: str = "train") -> TextDataset:
+    """Load documents from `source`; an empty result is an error."""
+    source = str(source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        raise EditorError(f"{path} is a directory; pass a JSONL or text file")
+    if path.is_file():
+        texts = read_jsonl(path, text_field) if path.suffix.lower() in JSONL_SUFFIXES else read_text_lines(path)
+    elif _looks_like_path(source):
+        raise EditorError(f"no such file: {path}")
+    else:
+        texts = _load_hf_dataset(source, text_field, split)
+    if not texts:
+        raise EditorError(f"{source}: the dataset is empty (no non-blank documents)")
+    return TextDataset(source=source, texts=texts)
+
+
+def load_many(sources: list[str], text_field: str = "text") -> TextDataset:
+    """Load and concatenate several sources; each must be non-empty on its own."""
+    if not sources:
+        raise EditorError("no data given")
+    loaded = [load_texts(s, text_field) for s in sources]
+    return TextDataset(source=" + ".join(d.source for d in loaded), texts=[t for d in loaded for t in d.texts])

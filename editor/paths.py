@@ -1,0 +1,28 @@
+"""Where the shipped data, models and recipes live (the repository checkout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+DATA = EXAMPLES / "data"
+MODELS = EXAMPLES / "models"
+TOKENIZER = MODELS / "tokenizer"
+RECIPES = ROOT / "recipes"
+
+# The held-out parts are never trained on, by anything.
+HELDOUT = {
+    "wikitext": DATA / "heldout" / "wikitext.txt",
+    "benign": DATA / "heldout" / "tweets_benign.jsonl",
+    "toxic": DATA / "heldout" / "tweets_toxic.jsonl",
+}
+TRAIN = {
+    "wikitext": DATA / "train" / "wikitext.txt",
+    "benign": DATA / "train" / "tweets_benign.jsonl",
+    "toxic": DATA / "train" / "tweets_toxic.jsonl",
+}
+
+
+def shipped_model(name: str) -> Path:
+    return MODELS / name

@@ -1,0 +1,65 @@
+"""Mean negative log-likelihood per token of documents, the project's native forget/retain measure.
+
+Each document is tokenized with its BOS and cut into disjoint windows of at most `max_len` predicted
+tokens; every token after the BOS is predicted exactly once (lm-eval's rolling scheme with a
+one-token context), so long documents are scored whole and short ones are not padded into others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class NLL:
+    mean: float  # nats per predicted token
+    tokens: int
+    documents: int
+
+    @property
+    def perplexity(self) -> float:
+        return float(torch.tensor(self.mean).exp())
+
+
+def _windows(ids: list[int], max_len: int) -> list[list[int]]:
+    """Windows of up to max_len + 1 tokens whose last max_len tokens are targets, overlapping by one."""
+    return [ids[start : start + max_len + 1] for start in range(0, len(ids) - 1, max_len)]
+
+
+def context_length(model) -> int:
+    return int(getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024))
+
+
+@torch.no_grad()
+def mean_nll(model, tokenizer, texts: list[str], batch_size: int = 32, max_len: int | None = None) -> NLL:
+    """Mean NLL per token of `texts` under `model` (eval mode, no gradients)."""
+    max_len = max_len or context_length(model)
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    windows = [w for doc in ids for w in _windows(doc, max_len) if len(w) > 1]
+    windows.sort(key=len)  # similar lengths per batch: less padding
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i : i + batch_size]
+        width = max(len(w) for w in chunk)
+        inputs = torch.full((len(chunk), width), pad, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, w in enumerate(chunk):
+            inputs[row, : len(w)] = torch.tensor(w)
+            labels[row, : len(w)] = torch.tensor(w)
+            mask[row, : len(w)] = 1
+        logits = model(input_ids=inputs.to(device), attention_mask=mask.to(device)).logits.float()
+        targets = labels[:, 1:].to(device)
+        nll = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total += nll.item()
+        count += int((targets != -100).sum())
+    model.train(was_training)
+    return NLL(mean=total / max(count, 1), tokens=count, documents=len(texts))
