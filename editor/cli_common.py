@@ -28,7 +28,8 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EditorError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            # soft_wrap: no hard line breaks inside paths when stderr is not a wide terminal
+            console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")

@@ -1,8 +1,9 @@
 """Mean negative log-likelihood per token of documents, the project's native forget/retain measure.
 
-Each document is tokenized with its BOS and cut into disjoint windows of at most `max_len` predicted
-tokens; every token after the BOS is predicted exactly once (lm-eval's rolling scheme with a
-one-token context), so long documents are scored whole and short ones are not padded into others.
+Each document is tokenized with its BOS and cut into windows of at most `max_len` tokens (the model's
+context) overlapping by one token, so each window predicts up to `max_len - 1` new tokens; every token
+after the BOS is predicted exactly once (lm-eval's rolling scheme with a one-token context), so long
+documents are scored whole and short ones are not padded into others.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ class NLL:
 
 
 def _windows(ids: list[int], max_len: int) -> list[list[int]]:
-    """Windows of up to max_len + 1 tokens whose last max_len tokens are targets, overlapping by one."""
-    return [ids[start : start + max_len + 1] for start in range(0, len(ids) - 1, max_len)]
+    """Windows of up to max_len tokens whose tokens after the first are targets, overlapping by one.
+
+    A window never exceeds max_len: models with learned positions (GPT-2) cannot take max_len + 1.
+    """
+    if max_len < 2:
+        raise ValueError(f"max_len must be at least 2, got {max_len}")
+    return [ids[start : start + max_len] for start in range(0, len(ids) - 1, max_len - 1)]
 
 
 def context_length(model) -> int:

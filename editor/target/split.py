@@ -1,12 +1,14 @@
 """Split the shipped public data once, reproducibly, into training and held-out parts.
 
-Tweets are shuffled with a fixed seed and the first N held out. WikiText is split by whole
+Tweets are shuffled with a fixed seed and the first N held out; training rows whose text equals any
+held-out tweet (the raw data has duplicates, some under both labels) are dropped. WikiText is split by whole
 articles (every `wiki_heldout_every`-th article, in file order) so no held-out paragraph shares an
 article with training text. Held-out parts are never trained on, by anything.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -55,6 +57,12 @@ def split_data(source: Path, out: Path, spec: SplitSpec = SplitSpec()) -> dict[s
         texts = read_text_lines(source / f"tweets_{name}.jsonl")  # raw rows keep the label field
         rng.shuffle(texts)
         parts[name] = (texts[n_heldout:], texts[:n_heldout])
+    # Duplicated tweets must not leak a held-out text into training, within or across sources.
+    held_texts = {json.loads(row)["text"] for _, held in parts.values() for row in held}
+    parts = {
+        name: ([row for row in train if json.loads(row)["text"] not in held_texts], held)
+        for name, (train, held) in parts.items()
+    }
     articles = wiki_articles(read_text_lines(source / "wikitext2_valid.txt") + read_text_lines(source / "wikitext2_test.txt"))
     wiki_train = [p for i, a in enumerate(articles) if i % spec.wiki_heldout_every for p in a]
     wiki_held = [p for i, a in enumerate(articles) if not i % spec.wiki_heldout_every for p in a]

@@ -1,0 +1,148 @@
+"""The user's own HF model with forward hooks that route chosen matrices through their components.
+
+No module is replaced: hooks are attached inside a context manager and removed on exit, so the same
+model object can be evaluated, saved and edited. For a module with input x, original output
+o = x·Wᵀ + b, component activations a = x·V, mask m (…, C) and Δ-mask m_Δ (…), the masked output is
+
+    y = (a ⊙ m)·U + m_Δ · x·Δᵀ + b,   Δ = W − (V·U)ᵀ
+      = (a ⊙ (m − m_Δ))·U + m_Δ · (o − b) + b
+
+The second form reuses the output the module already computed, so the Δ path costs nothing extra;
+with every mask at 1 it returns o exactly. Routed-off tokens keep o and are never computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from decompose.components import Components
+from decompose.targets import TargetMatrix
+
+
+@dataclass
+class ModuleMask:
+    """How one module runs in a masked pass. Tensors cover the (batch, pos) of the pass."""
+
+    mask: Tensor  # (B, T, C) or broadcastable
+    delta: Tensor | None = None  # (B, T) or broadcastable; None = no Δ path
+    routed: Tensor | None = None  # (B, T) bool; None = every token through the components
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "-")
+
+
+def _input_of(args: tuple, kwargs: dict) -> Tensor:
+    if args:
+        return args[0]
+    for value in kwargs.values():  # modules called with keyword inputs
+        if isinstance(value, Tensor):
+            return value
+    raise RuntimeError("decomposed module called without a tensor input")
+
+
+class ComponentModel(nn.Module):
+    """Holds the components of every target matrix; the wrapped model itself stays frozen."""
+
+    def __init__(self, model: nn.Module, targets: list[tuple[TargetMatrix, int]]):
+        super().__init__()
+        self.model = model
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.targets: dict[str, TargetMatrix] = {t.name: t for t, _ in targets}
+        self.components = nn.ModuleDict({_key(t.name): Components(t.d_in, t.d_out, c) for t, c in targets})
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.targets)
+
+    def comp(self, name: str) -> Components:
+        return self.components[_key(name)]
+
+    def C(self, name: str) -> int:
+        return self.comp(name).C
+
+    def deltas(self) -> dict[str, Tensor]:
+        """Δ = W − (V·U)ᵀ per matrix, with gradient into U and V."""
+        return {n: t.weight().detach() - self.comp(n).weight() for n, t in self.targets.items()}
+
+    @contextmanager
+    def _hooks(self, hooks: dict[str, object]) -> Iterator[None]:
+        handles = [self.targets[n].module.register_forward_hook(h, with_kwargs=True) for n, h in hooks.items()]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    @contextmanager
+    def caching_inputs(self) -> Iterator[dict[str, Tensor]]:
+        """Record each target matrix's input (detached) during an ordinary forward."""
+        cache: dict[str, Tensor] = {}
+
+        def make(name: str):
+            def hook(module, args, kwargs, output):
+                cache[name] = _input_of(args, kwargs).detach()
+
+            return hook
+
+        with self._hooks({n: make(n) for n in self.targets}):
+            yield cache
+
+    def _masked_output(self, name: str, x: Tensor, out: Tensor, spec: ModuleMask) -> Tensor:
+        comp = self.comp(name)
+        bias = self.targets[name].bias()
+        if spec.routed is None:
+            return self._combine(comp, x, out, bias, spec.mask, spec.delta)
+        lead = out.shape[:-1]
+        routed = spec.routed.expand(lead).reshape(-1)
+        idx = routed.nonzero().squeeze(1)
+        flat_out = out.reshape(-1, out.shape[-1])
+        pick = lambda t: t.expand(*lead, *t.shape[len(lead):]).reshape(-1, *t.shape[len(lead):])[idx]  # noqa: E731
+        y = self._combine(
+            comp,
+            x.reshape(-1, x.shape[-1])[idx],
+            flat_out[idx],
+            bias,
+            pick(spec.mask),
+            None if spec.delta is None else pick(spec.delta),
+        )
+        return flat_out.index_copy(0, idx, y.to(flat_out.dtype)).view_as(out)
+
+    @staticmethod
+    def _combine(comp: Components, x: Tensor, out: Tensor, bias: Tensor | None, m: Tensor, m_delta: Tensor | None) -> Tensor:
+        a = x @ comp.V.to(x.dtype)
+        if m_delta is None:
+            y = (a * m) @ comp.U.to(x.dtype)
+            return y if bias is None else y + bias
+        m_delta = m_delta.unsqueeze(-1)
+        y = (a * (m - m_delta)) @ comp.U.to(x.dtype)
+        base = out if bias is None else out - bias
+        y = y + m_delta * base
+        return y if bias is None else y + bias
+
+    @contextmanager
+    def masked(self, specs: dict[str, ModuleMask]) -> Iterator[None]:
+        """Within the context, modules named in `specs` run through their masked components."""
+        unknown = set(specs) - set(self.targets)
+        assert not unknown, f"masks for unknown modules: {sorted(unknown)}"
+
+        def make(name: str):
+            def hook(module, args, kwargs, output):
+                return self._masked_output(name, _input_of(args, kwargs), output, specs[name])
+
+            return hook
+
+        with self._hooks({n: make(n) for n in specs}):
+            yield
+
+    def forward_logits(self, input_ids: Tensor, specs: dict[str, ModuleMask] | None = None, **kwargs) -> Tensor:
+        if specs is None:
+            return self.model(input_ids=input_ids, **kwargs).logits
+        with self.masked(specs):
+            return self.model(input_ids=input_ids, **kwargs).logits

@@ -1,0 +1,71 @@
+"""The decomposition recipe: which matrices with how many components, the CI function, losses and schedule."""
+
+from __future__ import annotations
+
+from pydantic import Field, PositiveInt, model_validator
+
+from decompose.ci_fns import CIFnConfig
+from decompose.ci_fns.shared_mlp import SharedMlpConfig
+from decompose.config_base import BaseConfig
+from decompose.losses import FaithfulnessConfig, ImportanceMinimalityConfig, LossConfig, ReconConfig
+
+
+class EvalSettings(BaseConfig):
+    every: PositiveInt = Field(500, description="Evaluate every N main steps (and at the end).")
+    batches: PositiveInt = Field(2, description="Evaluation batches (held fixed for the whole run).")
+    pgd_steps: PositiveInt = Field(20, description="Fresh-PGD eval: sign-ascent steps (shared source, all matrices).")
+    pgd_step_size: float = Field(0.1, gt=0, description="Fresh-PGD eval step size.")
+    alive_threshold: float = Field(1e-6, ge=0, description="A component is alive if its mean CI over the eval tokens exceeds this.")
+
+
+class DecomposeConfig(BaseConfig):
+    """Every default in one place; recipes override fields, `--set a.b=c` overrides recipes."""
+
+    name: str = Field("decomposition", description="Run name, recorded in the manifest.")
+    targets: dict[str, PositiveInt] = Field(
+        default_factory=dict,
+        description="fnmatch pattern over module names → C. Empty: the architecture's attention and MLP matrices.",
+    )
+    default_C: PositiveInt = Field(256, description="C for every matrix when `targets` is empty.")
+    ci_fn: CIFnConfig = Field(default_factory=SharedMlpConfig, description="Causal-importance function.")
+    losses: list[LossConfig] = Field(description="Loss terms with their coefficients.")
+    steps: PositiveInt = Field(2000, description="Main training steps (after the faithfulness warmup).")
+    batch_size: PositiveInt = Field(8, description="Sequences per step.")
+    seq_len: PositiveInt = Field(128, description="Tokens per sequence.")
+    lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate (U, V and the CI function).")
+    lr_final_frac: float = Field(0.1, ge=0, le=1, description="Cosine decay to this fraction of lr.")
+    lr_warmup_frac: float = Field(0.0, ge=0, le=1, description="Linear lr warmup, as a fraction of steps.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    grad_clip_components: float | None = Field(0.01, description="Global grad-norm clip over U and V only (None: off).")
+    sigmoid_alpha: float = Field(0.01, gt=0, description="Leak of the lower/upper leaky hard sigmoids.")
+    seed: int = Field(0, description="Seeds components, CI function, data order, masks and adversary.")
+    threads: PositiveInt | None = Field(None, description="torch CPU threads (None: torch's default).")
+    autocast_bf16: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs float32).")
+    checkpoint_every: PositiveInt = Field(500, description="Save a resumable checkpoint every N steps (warmup included).")
+    keep_checkpoints: bool = Field(True, description="Keep the last checkpoint in the finished directory.")
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> DecomposeConfig:
+        kinds = [loss.kind for loss in self.losses]
+        dupes = {k for k in kinds if kinds.count(k) > 1}
+        if dupes:
+            raise ValueError(f"loss kinds listed twice: {sorted(dupes)}")
+        if not any(isinstance(loss, ReconConfig) for loss in self.losses):
+            raise ValueError("at least one reconstruction loss is needed (stochastic_recon, pgd_recon, persistent_pgd_recon)")
+        return self
+
+    def loss(self, cls: type) -> object | None:
+        return next((loss for loss in self.losses if isinstance(loss, cls)), None)
+
+    @property
+    def faithfulness(self) -> FaithfulnessConfig | None:
+        return self.loss(FaithfulnessConfig)  # type: ignore[return-value]
+
+    @property
+    def importance(self) -> ImportanceMinimalityConfig | None:
+        return self.loss(ImportanceMinimalityConfig)  # type: ignore[return-value]
+
+    @property
+    def recon(self) -> list[ReconConfig]:
+        return [loss for loss in self.losses if isinstance(loss, ReconConfig)]  # type: ignore[misc]

@@ -1,0 +1,166 @@
+"""The decomposition training loop: faithfulness warmup, then VPD steps; resumable to the exact bit on CPU.
+
+Library code: progress goes through the `on_step` callback and metrics through `on_metrics`; nothing
+here prints. All randomness comes from two generators (data, masks) plus the global seed used once at
+construction, and all of it is part of `state_dict()`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor
+
+from decompose.component_model import ComponentModel
+from decompose.config import DecomposeConfig
+from decompose.data import random_windows
+from decompose.losses.faithfulness import faithfulness_loss
+from decompose.losses.importance_minimality import annealed_p, importance_minimality_loss
+from decompose.losses.kl import TargetDistribution
+from decompose.losses.recon import ReconContext, batched_kls
+from decompose.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
+from decompose.targets import TargetMatrix, default_patterns, resolve_targets
+
+StepCallback = Callable[[int, int, dict[str, float]], None]
+
+
+def select_targets(model, cfg: DecomposeConfig) -> list[tuple[TargetMatrix, int]]:
+    patterns = cfg.targets or dict.fromkeys(default_patterns(model), cfg.default_C)
+    return resolve_targets(model, patterns)
+
+
+def cosine_lr(step: int, cfg: DecomposeConfig) -> float:
+    warm = int(cfg.lr_warmup_frac * cfg.steps)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    frac = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.lr * (cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+class Decomposer:
+    """Components + CI function + optimisers + adversaries for one target model."""
+
+    def __init__(self, model, cfg: DecomposeConfig, stream: Tensor, device: torch.device | str = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        torch.manual_seed(cfg.seed)
+        model.eval()
+        self.cm = ComponentModel(model, select_targets(model, cfg)).to(self.device)
+        shapes = {n: (t.d_in, self.cm.C(n)) for n, t in self.cm.targets.items()}
+        self.ci_fn = cfg.ci_fn.build(shapes).to(self.device)
+        self.recon = [(r, r.build()) for r in cfg.recon]
+        params = list(self.cm.components.parameters()) + list(self.ci_fn.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        faith = cfg.faithfulness
+        self.warmup_steps = faith.warmup_steps if faith else 0
+        self.warm_opt = torch.optim.AdamW(self.cm.components.parameters(), lr=faith.warmup_lr if faith else 1e-3, weight_decay=0.0)
+        self.stream = stream
+        self.data_gen = torch.Generator().manual_seed(cfg.seed)
+        self.mask_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.step = 0  # counts warmup steps, then main steps
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup_steps + self.cfg.steps
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def autocast(self):
+        if self.device.type == "cuda" and self.cfg.autocast_bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def next_batch(self) -> Tensor:
+        return random_windows(self.stream, self.cfg.batch_size, self.cfg.seq_len, self.data_gen).to(self.device)
+
+    def ci(self, inputs: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """(lower-leaky g for masks, upper-leaky ĝ for minimality) per matrix."""
+        z = self.ci_fn(inputs)
+        a = self.cfg.sigmoid_alpha
+        return (
+            {n: lower_leaky_hard_sigmoid(v, a) for n, v in z.items()},
+            {n: upper_leaky_hard_sigmoid(v, a) for n, v in z.items()},
+        )
+
+    def target_pass(self, ids: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.no_grad(), self.cm.caching_inputs() as inputs:
+            logits = self.cm.model(input_ids=ids).logits
+        return logits, inputs
+
+    def train_step(self) -> dict[str, float]:
+        metrics = self._warmup_step() if self.step < self.warmup_steps else self._main_step(self.step - self.warmup_steps)
+        self.step += 1
+        return metrics
+
+    def _warmup_step(self) -> dict[str, float]:
+        loss = faithfulness_loss(list(self.cm.deltas().values()))
+        self.warm_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.warm_opt.step()
+        return {"faithfulness": loss.item()}
+
+    def _main_step(self, i: int) -> dict[str, float]:
+        cfg = self.cfg
+        ids = self.next_batch()
+        with self.autocast():
+            logits, inputs = self.target_pass(ids)
+            target = TargetDistribution(logits)
+            g, g_upper = self.ci(inputs)
+            terms: dict[str, Tensor] = {}
+            if cfg.faithfulness:
+                terms["faithfulness"] = faithfulness_loss(list(self.cm.deltas().values()))
+            imp = cfg.importance
+            if imp:
+                p = annealed_p(i, cfg.steps, imp)
+                terms["importance_minimality"] = importance_minimality_loss(list(g_upper.values()), p, imp.beta, imp.eps)
+            ctx = ReconContext(self.cm, ids, g, target, self.mask_gen, i, cfg.steps)
+            passes = [loss.masks(ctx) for _, loss in self.recon]
+            for (rcfg, _), kl in zip(self.recon, batched_kls(ctx, passes)):
+                terms[rcfg.kind] = kl
+            coeffs = {loss.kind: loss.coeff for loss in cfg.losses}
+            total = sum(coeffs[k] * v for k, v in terms.items())
+        lr = cosine_lr(i, cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.grad_clip_components is not None:
+            torch.nn.utils.clip_grad_norm_(self.cm.components.parameters(), cfg.grad_clip_components)
+        self.opt.step()
+        for _, loss in self.recon:
+            loss.after_backward(ctx)
+        metrics = {k: v.item() for k, v in terms.items()}
+        metrics["total"] = total.item()
+        metrics["lr"] = lr
+        metrics["l0"] = sum((v > 0).sum(-1).float().mean().item() for v in g.values()) / len(g)
+        if imp:
+            metrics["p"] = p
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "components": self.cm.components.state_dict(),
+            "ci_fn": self.ci_fn.state_dict(),
+            "opt": self.opt.state_dict(),
+            "warm_opt": self.warm_opt.state_dict(),
+            "recon": {rcfg.kind: loss.state_dict() for rcfg, loss in self.recon},
+            "data_gen": self.data_gen.get_state(),
+            "mask_gen": self.mask_gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.cm.components.load_state_dict(state["components"])
+        self.ci_fn.load_state_dict(state["ci_fn"])
+        self.opt.load_state_dict(state["opt"])
+        self.warm_opt.load_state_dict(state["warm_opt"])
+        for rcfg, loss in self.recon:
+            loss.load_state_dict(state["recon"][rcfg.kind])
+        self.data_gen.set_state(state["data_gen"])
+        self.mask_gen.set_state(state["mask_gen"])
