@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from editor.console import console
 from editor.errors import EditorError
@@ -28,8 +29,9 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EditorError as e:
-            # soft_wrap: no hard line breaks inside paths when stderr is not a wide terminal
-            console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            # escape: the message holds user text (paths, names) that is not rich markup;
+            # soft_wrap: no hard line breaks inside paths when stderr is not a wide terminal.
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import typer
@@ -177,3 +177,43 @@ def test_build_from_yaml(tmp_path):
     assert model.config.num_hidden_layers == 1 and model.config.vocab_size == len(tok)
     assert (out / "recipe.yaml").read_text().count("seed: 1") == 1
     assert (out / "training.json").is_file()
+
+    # ... and sampling from it: JSON on stdout, one list of continuations per prompt
+    result = invoke("target", "sample", "The city of", "hi", "--model", str(out), "--n", "2", "--max-new-tokens", "3", "--json")
+    assert result.exit_code == 0, result.output
+    samples = json.loads(result.stdout)
+    assert list(samples) == ["The city of", "hi"]
+    assert all(len(v) == 2 and all(isinstance(x, str) for x in v) for v in samples.values())
+    again = invoke("target", "sample", "The city of", "hi", "--model", str(out), "--n", "2", "--max-new-tokens", "3", "--json")
+    assert json.loads(again.stdout) == samples  # seeded
+
+
+def test_split_through_cli(tmp_path):
+    src = tmp_path / "raw"
+    src.mkdir()
+    for name in ("toxic", "benign"):
+        rows = [json.dumps({"text": f"{name} {i}", "label": name}) for i in range(6)]
+        (src / f"tweets_{name}.jsonl").write_text("\n".join(rows) + "\n")
+    for name in ("valid", "test"):
+        (src / f"wikitext2_{name}.txt").write_text(" = A = \n para a\n = B = \n para b\n")
+    (src / "README.md").write_text("sources")
+    out = tmp_path / "data"
+    result = invoke("target", "split", "--source", str(src), "--out", str(out), "--seed", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert "train/toxic" in result.stderr
+    assert (out / "heldout" / "wikitext.txt").is_file() and (out / "SOURCES.md").is_file()
+
+
+@pytest.mark.parametrize("name", ["my[red]recipe", "x[/]y", "[bold]"])
+def test_error_message_is_not_rich_markup(name):
+    result = invoke("target", "build", name)
+    assert_user_error(result, f"unknown targets recipe '{name}'")
+
+
+def test_long_error_stays_on_one_line(tmp_path):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "model"
+    deep.mkdir(parents=True)
+    result = invoke("target", "sample", "hi", "--model", str(deep))
+    assert_user_error(result, f"{deep} is not a Hugging Face model directory (no config.json)")
+    assert result.stderr.count("\n") == 1
