@@ -49,9 +49,11 @@ def _input_of(args: tuple, kwargs: dict) -> Tensor:
 class ComponentModel(nn.Module):
     """Holds the components of every target matrix; the wrapped model itself stays frozen."""
 
-    def __init__(self, model: nn.Module, targets: list[tuple[TargetMatrix, int]]):
+    def __init__(self, model: nn.Module, targets: list[tuple[TargetMatrix, int]], output: str = "logits"):
+        """`output`: "logits" for a HF causal LM fed token ids (B, T); "tensor" for a plain module fed (…, d)."""
         super().__init__()
         self.model = model
+        self.output = output
         for p in model.parameters():
             p.requires_grad_(False)
         self.targets: dict[str, TargetMatrix] = {t.name: t for t, _ in targets}
@@ -100,14 +102,17 @@ class ComponentModel(nn.Module):
         if spec.routed is None:
             return self._combine(comp, x, out, bias, spec.mask, spec.delta)
         lead = out.shape[:-1]
-        routed = spec.routed.expand(lead).reshape(-1)
-        idx = routed.nonzero().squeeze(1)
+        idx = spec.routed.expand(lead).reshape(-1).nonzero().squeeze(1)
+
+        def pick(t: Tensor) -> Tensor:  # the routed rows of a (lead..., feat) tensor, broadcast first
+            t = t.expand(*lead, *t.shape[len(lead) :])
+            return t.reshape(-1, *t.shape[len(lead) :]).index_select(0, idx)
+
         flat_out = out.reshape(-1, out.shape[-1])
-        pick = lambda t: t.expand(*lead, *t.shape[len(lead):]).reshape(-1, *t.shape[len(lead):])[idx]  # noqa: E731
         y = self._combine(
             comp,
-            x.reshape(-1, x.shape[-1])[idx],
-            flat_out[idx],
+            pick(x),
+            flat_out.index_select(0, idx),
             bias,
             pick(spec.mask),
             None if spec.delta is None else pick(spec.delta),
@@ -141,8 +146,16 @@ class ComponentModel(nn.Module):
         with self._hooks({n: make(n) for n in specs}):
             yield
 
-    def forward_logits(self, input_ids: Tensor, specs: dict[str, ModuleMask] | None = None, **kwargs) -> Tensor:
+    def lead(self, batch: Tensor) -> tuple[int, ...]:
+        """The token dims of a batch: (B, T) of token ids, or all but the feature dim of a tensor input."""
+        return tuple(batch.shape) if self.output == "logits" else tuple(batch.shape[:-1])
+
+    def _call(self, batch: Tensor) -> Tensor:
+        return self.model(input_ids=batch).logits if self.output == "logits" else self.model(batch)
+
+    def run(self, batch: Tensor, specs: dict[str, ModuleMask] | None = None) -> Tensor:
+        """The model's output (logits), unchanged without specs, masked with them."""
         if specs is None:
-            return self.model(input_ids=input_ids, **kwargs).logits
+            return self._call(batch)
         with self.masked(specs):
-            return self.model(input_ids=input_ids, **kwargs).logits
+            return self._call(batch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, PositiveInt, model_validator
 
 from decompose.ci_fns import CIFnConfig
@@ -29,6 +31,7 @@ class DecomposeConfig(BaseConfig):
     default_C: PositiveInt = Field(256, description="C for every matrix when `targets` is empty.")
     ci_fn: CIFnConfig = Field(default_factory=SharedMlpConfig, description="Causal-importance function.")
     losses: list[LossConfig] = Field(description="Loss terms with their coefficients.")
+    output_loss: Literal["kl", "mse"] = Field("kl", description="KL to the target's next-token distribution (LMs) or MSE (toy models).")
     steps: PositiveInt = Field(2000, description="Main training steps (after the faithfulness warmup).")
     batch_size: PositiveInt = Field(8, description="Sequences per step.")
     seq_len: PositiveInt = Field(128, description="Tokens per sequence.")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from decompose.component_model import ModuleMask
 from decompose.config import EvalSettings
-from decompose.losses.kl import TargetDistribution
 from decompose.losses.pgd_recon import PgdReconConfig, pgd_sources
 from decompose.losses.recon import ReconContext, adversarial_specs, masked_kl, routing
 from decompose.masks import delta_masks, stochastic_masks
@@ -17,13 +18,12 @@ def _ce(logits: Tensor, ids: Tensor) -> Tensor:
     return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
 
 
-def mask_modes(g: dict[str, Tensor], gen: torch.Generator) -> dict[str, dict[str, ModuleMask]]:
+def mask_modes(g: dict[str, Tensor], lead: tuple[int, ...], gen: torch.Generator) -> dict[str, dict[str, ModuleMask]]:
     """The reference's eval masks: Δ only in `stochastic`; `rounded` is 1[g > 0]."""
-    B, T = next(iter(g.values())).shape[:2]
     return {
         "unmasked": {n: ModuleMask(torch.ones_like(v)) for n, v in g.items()},
         "ci_masked": {n: ModuleMask(v) for n, v in g.items()},
-        "stochastic": {n: ModuleMask(stochastic_masks(v, gen), delta_masks((B, T), gen, device=v.device)) for n, v in g.items()},
+        "stochastic": {n: ModuleMask(stochastic_masks(v, gen), delta_masks(lead, gen, device=v.device)) for n, v in g.items()},
         "rounded": {n: ModuleMask((v > 0).to(v.dtype)) for n, v in g.items()},
         "zero": {n: ModuleMask(torch.zeros_like(v)) for n, v in g.items()},
     }
@@ -34,7 +34,6 @@ def evaluate(dec, batches: list[Tensor], settings: EvalSettings, seed: int = 0) 
     gen = torch.Generator(device=dec.device).manual_seed(seed)
     sums: dict[str, float] = {}
     ci_sum = {n: torch.zeros(dec.cm.C(n), device=dec.device) for n in dec.cm.names}
-    fired = {n: torch.zeros(dec.cm.C(n), device=dec.device) for n in dec.cm.names}
     n_tokens = 0
 
     def add(key: str, value: float) -> None:
@@ -44,25 +43,27 @@ def evaluate(dec, batches: list[Tensor], settings: EvalSettings, seed: int = 0) 
         ids = ids.to(dec.device)
         with dec.autocast():
             logits, inputs = dec.target_pass(ids)
-            target = TargetDistribution(logits)
+            target = dec.output_target(logits)
+            lm = dec.cfg.output_loss == "kl"
             with torch.no_grad():
                 g, _ = dec.ci(inputs)
-                add("ce/target", _ce(logits, ids).item())
-                for mode, specs in mask_modes(g, gen).items():
-                    out = dec.cm.forward_logits(ids, specs)
-                    add(f"ce/{mode}", _ce(out, ids).item())
-                    add(f"kl/{mode}", target.mean_kl(out).item())
+                if lm:
+                    add("ce/target", _ce(logits, ids).item())
+                for mode, specs in mask_modes(g, dec.cm.lead(ids), gen).items():
+                    out = dec.cm.run(ids, specs)
+                    if lm:
+                        add(f"ce/{mode}", _ce(out, ids).item())
+                    add(f"{dec.cfg.output_loss}/{mode}", target.mean(out).item())
             ctx = ReconContext(dec.cm, ids, g, target, gen, 0, 1)
             pgd = PgdReconConfig(n_steps=settings.pgd_steps, step_size=settings.pgd_step_size, shared=True, subset=False)
             routed = routing(ctx, subset=False)
             sources = pgd_sources(ctx, pgd, routed)
             with torch.no_grad():
-                add("kl/pgd", masked_kl(ctx, adversarial_specs(g, sources, routed)).item())
+                add(f"{dec.cfg.output_loss}/pgd", masked_kl(ctx, adversarial_specs(g, sources, routed)).item())
         for n, v in g.items():
             add(f"l0/{n}", (v > 0).sum(-1).float().mean().item())
-            ci_sum[n] += v.float().sum((0, 1))
-            fired[n] += (v > 0).float().sum((0, 1))
-        n_tokens += ids.numel()
+            ci_sum[n] += v.float().reshape(-1, v.shape[-1]).sum(0)
+        n_tokens += math.prod(dec.cm.lead(ids))
 
     names = dec.cm.names
     sums["l0/mean_per_matrix"] = sum(sums[f"l0/{n}"] for n in names) / len(names)

@@ -9,7 +9,7 @@ from torch import Tensor
 def stochastic_masks(ci_lower: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """m = g + (1 − g)·r, r ~ U(0,1) per element: m ∈ [g, 1] and ∂m/∂g = 1 − r, so recon losses train the CI fn."""
     r = torch.rand(ci_lower.shape, generator=generator, device=ci_lower.device, dtype=ci_lower.dtype)
-    return ci_lower + (1 - ci_lower) * r
+    return torch.lerp(ci_lower, ci_lower.new_ones(()).expand_as(ci_lower), r)  # one fused pass
 
 
 def delta_masks(
@@ -46,5 +46,5 @@ def adversarial_masks(ci_lower: Tensor, source: Tensor) -> tuple[Tensor, Tensor]
     lead = ci_lower.shape[:-1]
     if torch.broadcast_shapes(lead, source.shape[:-1]) != lead:
         raise ValueError(f"source {tuple(source.shape)} does not broadcast to the CI's leading dims {tuple(lead)}")
-    mask = ci_lower + (1 - ci_lower) * source[..., :C]
+    mask = torch.lerp(ci_lower, ci_lower.new_ones(()).expand_as(ci_lower), source[..., :C].to(ci_lower.dtype))
     return mask, source[..., C].expand(lead)

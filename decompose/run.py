@@ -17,12 +17,11 @@ import torch
 
 from decompose.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from decompose.config import DecomposeConfig
-from decompose.data import random_windows
 from decompose.errors import DecompositionError
 from decompose.evaluate import evaluate
 from decompose.io import save_decomposition
 from decompose.targets import fingerprint
-from decompose.train import Decomposer
+from decompose.train import BatchSource, Decomposer
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 
@@ -46,7 +45,7 @@ def _read_metrics(path: Path, upto_step: int) -> list[str]:
 
 def run_decomposition(
     model,
-    stream: torch.Tensor,
+    data: torch.Tensor | BatchSource,
     cfg: DecomposeConfig,
     out: Path,
     *,
@@ -65,9 +64,9 @@ def run_decomposition(
         raise DecompositionError(f"{work} holds an interrupted run: pass --resume to continue it, or remove it")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    dec = Decomposer(model, cfg, stream, device)
+    dec = Decomposer(model, cfg, data, device)
     eval_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    eval_batches = [random_windows(stream, cfg.batch_size, cfg.seq_len, eval_gen) for _ in range(cfg.eval.batches)]
+    eval_batches = [dec.batches(eval_gen) for _ in range(cfg.eval.batches)]
     ckpt_dir = work / "checkpoints"
     metrics_path = work / "metrics.jsonl"
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
@@ -106,7 +105,7 @@ def run_decomposition(
         "model": {
             "source": model_source,
             "class": type(model).__name__,
-            "model_type": getattr(model.config, "model_type", None),
+            "model_type": getattr(getattr(model, "config", None), "model_type", None),
             "fingerprint": fingerprint(list(dec.cm.targets.values())),
         },
         "modules": [{"name": n, "d_in": t.d_in, "d_out": t.d_out, "C": dec.cm.C(n), "kind": t.kind} for n, t in dec.cm.targets.items()],

@@ -18,12 +18,9 @@ class _LowerLeakyHardSigmoid(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(grad)
-        inside = (x > 0) & (x <= 1)
         # grad < 0 means gradient descent would raise x: only then may a dead CI leak back to life.
-        leak = (x <= 0) & (grad < 0)
-        out = torch.where(inside, grad, torch.where(leak, ctx.alpha * grad, zero))
-        return out, None
+        scale = torch.where(x <= 0, (grad < 0) * ctx.alpha, (x <= 1).to(grad.dtype))
+        return grad * scale, None
 
 
 def lower_leaky_hard_sigmoid(x: Tensor, alpha: float = 0.01) -> Tensor:
@@ -34,4 +31,4 @@ def lower_leaky_hard_sigmoid(x: Tensor, alpha: float = 0.01) -> Tensor:
 def upper_leaky_hard_sigmoid(x: Tensor, alpha: float = 0.01) -> Tensor:
     """0 below 0, x on [0, 1], 1 + α(x − 1) above 1; plain autograd (slopes 0, 1, α)."""
     # The α slope above 1 lets importance minimality keep pushing over-large CIs down.
-    return torch.where(x < 0, torch.zeros_like(x), torch.where(x > 1, 1 + alpha * (x - 1), x))
+    return torch.where(x > 1, 1 + alpha * (x - 1), x.clamp(min=0))

@@ -16,9 +16,9 @@ class TargetDistribution:
     def __init__(self, target_logits: Tensor):
         with torch.no_grad():
             self.log_probs = torch.log_softmax(target_logits.detach().float(), dim=-1)
-            # Σ_v p log p per token; 0·log 0 = 0 via xlogy-like masking of -inf log-probs.
-            probs = self.log_probs.exp()
-            self.neg_entropy = torch.where(probs > 0, probs * self.log_probs, torch.zeros_like(probs)).sum(-1)
+            # Σ_v p log p per token; xlogy gives 0·log 0 = 0 where a probability underflows.
+            probs = self.probs = self.log_probs.exp()
+            self.neg_entropy = torch.special.xlogy(probs, probs).sum(-1)
 
     def _repeat(self, masked_logits: Tensor, repeat: int | None) -> int:
         """How many target-sized passes are concatenated along dim 0 (inferred when None, checked when given)."""
@@ -35,7 +35,7 @@ class TargetDistribution:
         k = self._repeat(masked_logits, repeat)
         log_q = torch.log_softmax(masked_logits.float(), dim=-1)
         log_q = log_q.view(k, *self.log_probs.shape)
-        probs = self.log_probs.exp()
+        probs = self.probs
         # Σ p (log p − log q) = Σ p log p − Σ p log q; the first term is cached per batch.
         cross = (probs * log_q).sum(-1)
         return (self.neg_entropy - cross).reshape(masked_logits.shape[:-1])
@@ -43,3 +43,25 @@ class TargetDistribution:
     def mean_kl(self, masked_logits: Tensor, repeat: int | None = None) -> Tensor:
         """Scalar mean of the per-token KL over all tokens (and over all k concatenated passes)."""
         return self.kl_per_token(masked_logits, repeat).mean()
+
+    per_token = kl_per_token
+    mean = mean_kl
+
+
+class TargetMSE:
+    """For toy models with vector outputs: squared error to the target output, per token (summed over features)
+    and its mean per element (the reference's `mse` output loss)."""
+
+    def __init__(self, target_out: Tensor):
+        self.out = target_out.detach().float()
+
+    def per_token(self, out: Tensor) -> Tensor:
+        k = out.shape[0] // self.out.shape[0]
+        diff = out.float().view(k, *self.out.shape) - self.out
+        return diff.pow(2).mean(-1).reshape(out.shape[:-1])
+
+    def mean(self, out: Tensor) -> Tensor:
+        return self.per_token(out).mean()
+
+
+OutputTarget = TargetDistribution | TargetMSE

@@ -49,10 +49,11 @@ class PersistentPgdRecon:
     def _ensure_sources(self, ctx: ReconContext) -> None:
         if self.sources:
             return
-        B, T = ctx.input_ids.shape
-        lead = {"per_batch_per_position": (B, T), "broadcast_across_batch": (1, T), "single_source": (1, 1)}[self.cfg.scope]
+        full = ctx.lead
+        ones = tuple(1 for _ in full)
+        lead = {"per_batch_per_position": full, "broadcast_across_batch": (1, *full[1:]), "single_source": ones}[self.cfg.scope]
         shapes = {n: (*lead, ctx.cm.C(n) + 1) for n in ctx.cm.names}
-        self.sources = {n: s.to(ctx.input_ids.device) for n, s in init_sources(shapes, "random", ctx.generator).items()}
+        self.sources = {n: s.to(ctx.batch.device) for n, s in init_sources(shapes, "random", ctx.generator).items()}
 
     def masks(self, ctx: ReconContext) -> dict[str, ModuleMask]:
         self._ensure_sources(ctx)

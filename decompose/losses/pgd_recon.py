@@ -33,10 +33,9 @@ class PgdReconConfig(BaseConfig):
 
 def pgd_sources(ctx: ReconContext, cfg: PgdReconConfig, routed: dict) -> dict[str, torch.Tensor]:
     """Run cfg.n_steps of sign ascent on fresh sources against detached CIs; return the final sources."""
-    B, T = ctx.input_ids.shape
-    lead = (1, 1) if cfg.shared else (B, T)
+    lead = tuple(1 for _ in ctx.lead) if cfg.shared else ctx.lead
     sources = init_sources({n: (*lead, ctx.cm.C(n) + 1) for n in ctx.cm.names}, cfg.init, ctx.generator)
-    sources = {n: s.to(ctx.input_ids.device) for n, s in sources.items()}
+    sources = {n: s.to(ctx.batch.device) for n, s in sources.items()}
     ci = {n: g.detach() for n, g in ctx.ci.items()}
     ascent = SignAscent(cfg.step_size)
     for _ in range(cfg.n_steps):

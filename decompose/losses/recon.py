@@ -7,25 +7,30 @@ larger forward instead of k separate ones, and the target distribution is comput
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from decompose.component_model import ComponentModel, ModuleMask
-from decompose.losses.kl import TargetDistribution
+from decompose.losses.kl import OutputTarget
 from decompose.masks import adversarial_masks, uniform_k_routing
 
 
 @dataclass
 class ReconContext:
     cm: ComponentModel
-    input_ids: Tensor  # (B, T)
-    ci: dict[str, Tensor]  # lower-leaky CI g, (B, T, C) per matrix
-    target: TargetDistribution
+    batch: Tensor  # token ids (B, T), or features (B, d) for toy models
+    ci: dict[str, Tensor]  # lower-leaky CI g, (*lead, C) per matrix
+    target: OutputTarget
     generator: torch.Generator
     step: int
     total_steps: int
+
+    @property
+    def lead(self) -> tuple[int, ...]:
+        return self.cm.lead(self.batch)
 
 
 def routing(ctx: ReconContext, subset: bool) -> dict[str, Tensor | None]:
@@ -33,9 +38,9 @@ def routing(ctx: ReconContext, subset: bool) -> dict[str, Tensor | None]:
     names = ctx.cm.names
     if not subset:
         return dict.fromkeys(names)
-    B, T = ctx.input_ids.shape
-    routed = uniform_k_routing(B * T, len(names), ctx.generator, device=ctx.input_ids.device)
-    return {n: routed[i].view(B, T) for i, n in enumerate(names)}
+    lead = ctx.lead
+    routed = uniform_k_routing(math.prod(lead), len(names), ctx.generator, device=ctx.batch.device)
+    return {n: routed[i].view(lead) for i, n in enumerate(names)}
 
 
 def adversarial_specs(ci: dict[str, Tensor], sources: dict[str, Tensor], routed: dict[str, Tensor | None]) -> dict[str, ModuleMask]:
@@ -47,7 +52,7 @@ def adversarial_specs(ci: dict[str, Tensor], sources: dict[str, Tensor], routed:
 
 
 def masked_kl(ctx: ReconContext, specs: dict[str, ModuleMask]) -> Tensor:
-    return ctx.target.mean_kl(ctx.cm.forward_logits(ctx.input_ids, specs))
+    return ctx.target.mean(ctx.cm.run(ctx.batch, specs))
 
 
 def _full(spec: ModuleMask, lead: torch.Size, C: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -59,11 +64,10 @@ def _full(spec: ModuleMask, lead: torch.Size, C: int) -> tuple[Tensor, Tensor, T
 
 
 def batched_kls(ctx: ReconContext, passes: list[dict[str, ModuleMask]]) -> list[Tensor]:
-    """Mean KL of each pass, from one forward over the passes concatenated along the batch."""
+    """Mean output loss (KL, or MSE for toy models) of each pass, from one forward over the passes concatenated along the batch."""
     if len(passes) == 1:
         return [masked_kl(ctx, passes[0])]
-    B, T = ctx.input_ids.shape
-    lead = torch.Size((B, T))
+    lead = torch.Size(ctx.lead)
     specs = {}
     for n in ctx.cm.names:
         parts = [_full(p[n], lead, ctx.cm.C(n)) for p in passes]
@@ -73,6 +77,6 @@ def batched_kls(ctx: ReconContext, passes: list[dict[str, ModuleMask]]) -> list[
             torch.cat([d for _, d, _ in parts]),
             torch.cat([r for _, _, r in parts]) if any_routing else None,
         )
-    logits = ctx.cm.forward_logits(ctx.input_ids.repeat(len(passes), 1), specs)
-    kl = ctx.target.kl_per_token(logits).view(len(passes), -1)
+    batch = ctx.batch.repeat(len(passes), *[1] * (ctx.batch.dim() - 1))
+    kl = ctx.target.per_token(ctx.cm.run(batch, specs)).view(len(passes), -1)
     return list(kl.mean(1))

@@ -29,11 +29,10 @@ class StochasticRecon:
 
     def masks(self, ctx: ReconContext) -> dict[str, ModuleMask]:
         routed = routing(ctx, self.cfg.subset)
-        B, T = ctx.input_ids.shape
         return {
             n: ModuleMask(
                 stochastic_masks(g, ctx.generator),
-                delta_masks((B, T), ctx.generator, device=g.device, dtype=g.dtype),
+                delta_masks(ctx.lead, ctx.generator, device=g.device, dtype=g.dtype),
                 routed[n],
             )
             for n, g in ctx.ci.items()
