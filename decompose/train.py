@@ -3,6 +3,10 @@
 Library code: progress goes through the `on_step` callback and metrics through `on_metrics`; nothing
 here prints. All randomness comes from two generators (data, masks) plus the global seed used once at
 construction, and all of it is part of `state_dict()`.
+
+Data parallel (under torchrun, see decompose.distributed): every rank starts from the same parameters,
+draws its own batches (`batch_size` per rank) and masks and keeps its own persistent adversary; the
+gradients are averaged by one all-reduce per step, as DDP does, before clipping and the optimiser step.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from torch import Tensor
 from decompose.component_model import ComponentModel
 from decompose.config import DecomposeConfig
 from decompose.data import random_windows
+from decompose.distributed import DistInfo, average_gradients_, broadcast_, current
 from decompose.losses.faithfulness import faithfulness_loss
 from decompose.losses.importance_minimality import annealed_p, importance_minimality_loss
 from decompose.losses.kl import OutputTarget, TargetDistribution, TargetMSE
@@ -26,6 +31,9 @@ from decompose.targets import TargetMatrix, default_patterns, resolve_targets
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 BatchSource = Callable[[torch.Generator], Tensor]
+
+# The parts of `Decomposer.state_dict()` that differ between data-parallel ranks (the rest is identical).
+PER_RANK_STATE = ("recon", "data_gen", "mask_gen")
 
 
 def lm_batches(stream: Tensor, batch_size: int, seq_len: int) -> BatchSource:
@@ -49,26 +57,41 @@ def cosine_lr(step: int, cfg: DecomposeConfig) -> float:
 class Decomposer:
     """Components + CI function + optimisers + adversaries for one target model."""
 
-    def __init__(self, model, cfg: DecomposeConfig, data: Tensor | BatchSource, device: torch.device | str = "cpu"):
-        """`data`: a token stream (LMs: random windows of batch_size × seq_len) or a batch source."""
+    def __init__(
+        self,
+        model,
+        cfg: DecomposeConfig,
+        data: Tensor | BatchSource,
+        device: torch.device | str = "cpu",
+        dist: DistInfo | None = None,
+    ):
+        """`data`: a token stream (LMs: random windows of batch_size × seq_len) or a batch source.
+
+        `dist`: this process's rank (default: the initialised process group, else a single process).
+        """
         self.cfg = cfg
+        self.dist = dist if dist is not None else current()
         self.device = torch.device(device)
-        torch.manual_seed(cfg.seed)
+        if self.device.type == "cuda" and self.device.index is None and self.dist.world_size > 1:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        torch.manual_seed(cfg.seed)  # the same on every rank: identical initial parameters
         model.eval()
         self.cm = ComponentModel(model, select_targets(model, cfg), "logits" if cfg.output_loss == "kl" else "tensor")
         self.cm.to(self.device)
         shapes = {n: (t.d_in, self.cm.C(n)) for n, t in self.cm.targets.items()}
         self.ci_fn = cfg.ci_fn.build(shapes).to(self.device)
         self.recon = [(r, r.build()) for r in cfg.recon]
-        params = list(self.cm.components.parameters()) + list(self.ci_fn.parameters())
+        self.params = params = list(self.cm.components.parameters()) + list(self.ci_fn.parameters())
+        broadcast_(params)  # identical by the seed already; rank 0's values make sure
         # fused AdamW: one kernel for all parameters instead of ~10 elementwise passes per tensor.
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         faith = cfg.faithfulness
         self.warmup_steps = faith.warmup_steps if faith else 0
         self.warm_opt = torch.optim.AdamW(self.cm.components.parameters(), lr=faith.warmup_lr if faith else 1e-3, weight_decay=0.0)
         self.batches = lm_batches(data, cfg.batch_size, cfg.seq_len) if isinstance(data, Tensor) else data
-        self.data_gen = torch.Generator().manual_seed(cfg.seed)
-        self.mask_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        # Per rank (seed·world_size + rank; the plain seed with one process): different batches and masks.
+        self.data_gen = torch.Generator().manual_seed(self.dist.seed(cfg.seed))
+        self.mask_gen = torch.Generator(device=self.device).manual_seed(self.dist.seed(cfg.seed + 1))
         self.step = 0  # counts warmup steps, then main steps
 
     @property
@@ -113,6 +136,7 @@ class Decomposer:
         loss = faithfulness_loss(list(self.cm.deltas().values()))
         self.warm_opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients_(self.warm_opt.param_groups[0]["params"])  # data parallel: one all-reduce per step
         self.warm_opt.step()
         return {"faithfulness": loss.item()}
 
@@ -129,7 +153,9 @@ class Decomposer:
             imp = cfg.importance
             if imp:
                 p = annealed_p(i, cfg.steps, imp)
-                terms["importance_minimality"] = importance_minimality_loss(list(g_upper.values()), p, imp.beta, imp.eps)
+                terms["importance_minimality"] = importance_minimality_loss(
+                    list(g_upper.values()), p, imp.beta, imp.eps, world_size=self.dist.world_size
+                )
             ctx = ReconContext(self.cm, ids, g, target, self.mask_gen, i, cfg.steps)
             passes = [loss.masks(ctx) for _, loss in self.recon]
             for (rcfg, _), kl in zip(self.recon, batched_kls(ctx, passes)):
@@ -141,6 +167,7 @@ class Decomposer:
             group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        average_gradients_(self.params)  # data parallel: one all-reduce per step, as DDP does, before clipping
         if cfg.grad_clip_components is not None:
             torch.nn.utils.clip_grad_norm_(self.cm.components.parameters(), cfg.grad_clip_components)
         self.opt.step()
@@ -173,6 +200,6 @@ class Decomposer:
         self.opt.load_state_dict(state["opt"])
         self.warm_opt.load_state_dict(state["warm_opt"])
         for rcfg, loss in self.recon:
-            loss.load_state_dict(state["recon"][rcfg.kind])
+            loss.load_state_dict(state["recon"][rcfg.kind], self.device)
         self.data_gen.set_state(state["data_gen"])
         self.mask_gen.set_state(state["mask_gen"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from editor import __version__
+from editor.cli_decompose import decompose
 from editor.cli_target import target_app
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+app.command("decompose")(decompose)
 app.add_typer(target_app, name="target")
 
 

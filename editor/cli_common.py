@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from editor.console import console
+from decompose.errors import DecompositionError
 from editor.errors import EditorError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,13 +23,13 @@ TextFieldOpt = Annotated[str, typer.Option("--text-field", help="JSONL field hol
 
 
 def user_errors(fn: F) -> F:
-    """Run a command; an EditorError is printed as one line on stderr with exit code 2."""
+    """Run a command; a user error (EditorError, DecompositionError) is printed as one line on stderr with exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except EditorError as e:
+        except (EditorError, DecompositionError) as e:
             # escape: the message holds user text (paths, names) that is not rich markup;
             # soft_wrap: no hard line breaks inside paths when stderr is not a wide terminal.
             console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)

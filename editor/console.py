@@ -8,9 +8,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 
 
+class _LoggedProgress(Progress):
+    """Without a terminal (CI, a log file) a live bar renders nothing: print a line every 10% instead."""
+
+    def update(self, task_id, **kwargs) -> None:  # type: ignore[override]
+        super().update(task_id, **kwargs)
+        if self.console.is_terminal:
+            return
+        task = self._tasks[task_id]
+        if not task.total:
+            return
+        tenth = int(10 * task.completed / task.total)
+        if tenth > task.fields.get("_logged", -1):
+            task.fields["_logged"] = tenth
+            self.console.print(
+                f"{task.description}: {int(task.completed)}/{int(task.total)} "
+                f"({task.elapsed or 0:.0f}s) {task.fields.get('status', '')}",
+                highlight=False,
+                markup=False,
+            )
+
+
 def progress() -> Progress:
     """A progress bar on stderr: description, bar, n/N, elapsed, remaining, and a free-text status field."""
-    return Progress(
+    return _LoggedProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -81,6 +81,9 @@ class PersistentPgdRecon:
     def state_dict(self) -> dict:
         return {"sources": {n: s.detach().clone() for n, s in self.sources.items()}, "ascent": self.ascent.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.sources = {n: s.clone() for n, s in state["sources"].items()}
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        self.sources = {n: s.to(device).clone() for n, s in state["sources"].items()}
         self.ascent.load_state_dict(state["ascent"])
+        for moments in (self.ascent.exp_avg, self.ascent.exp_avg_sq):
+            for n in moments:
+                moments[n] = moments[n].to(device)

@@ -2,6 +2,8 @@
 
 Sources are discarded after each use. With `shared: true` one source per matrix is shared by every
 token of the batch (the reference's eval setting: a per-token adversary exploits interference noise).
+Under data parallelism a shared source covers the global batch: it starts from rank 0's draw and each
+ascent step uses the gradient averaged over the ranks, so it stays the same on every rank.
 The same function is the headline evaluation metric (20 steps of 0.1, shared, all matrices).
 """
 
@@ -15,6 +17,7 @@ from pydantic import Field, PositiveInt
 from decompose.adversary import SignAscent, init_sources
 from decompose.component_model import ModuleMask
 from decompose.config_base import BaseConfig
+from decompose.distributed import all_reduce_mean_, broadcast_
 from decompose.losses.recon import ReconContext, adversarial_specs, masked_kl, routing
 
 
@@ -36,6 +39,8 @@ def pgd_sources(ctx: ReconContext, cfg: PgdReconConfig, routed: dict) -> dict[st
     lead = tuple(1 for _ in ctx.lead) if cfg.shared else ctx.lead
     sources = init_sources({n: (*lead, ctx.cm.C(n) + 1) for n in ctx.cm.names}, cfg.init, ctx.generator)
     sources = {n: s.to(ctx.batch.device) for n, s in sources.items()}
+    if cfg.shared:
+        broadcast_(list(sources.values()))  # data parallel: one start for the global batch
     ci = {n: g.detach() for n, g in ctx.ci.items()}
     ascent = SignAscent(cfg.step_size)
     for _ in range(cfg.n_steps):
@@ -44,6 +49,8 @@ def pgd_sources(ctx: ReconContext, cfg: PgdReconConfig, routed: dict) -> dict[st
         with torch.enable_grad():
             loss = masked_kl(ctx, adversarial_specs(ci, sources, routed))
             grads = torch.autograd.grad(loss, list(sources.values()))
+        if cfg.shared:
+            all_reduce_mean_(list(grads))  # data parallel: the global batch's gradient, the same step on every rank
         sources = {n: s.detach() for n, s in sources.items()}
         ascent.step(sources, dict(zip(sources, grads)))
     return sources
@@ -63,5 +70,5 @@ class PgdRecon:
     def state_dict(self) -> dict:
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         pass

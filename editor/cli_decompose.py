@@ -1,0 +1,82 @@
+"""`editor decompose`: train a VPD decomposition of a causal LM on text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from editor.cli_common import SetOpt, TextFieldOpt, user_errors
+from editor.console import console, progress
+
+DEFAULT_RECIPE = "tiny-toxic"
+
+
+def _status(m: dict[str, float]) -> str:
+    keys = [("total", "loss"), ("stochastic_recon", "stoch"), ("pgd_recon", "pgd"), ("persistent_pgd_recon", "ppgd"), ("faithfulness", "faith")]
+    parts = [f"{short} {m[k]:.4g}" for k, short in keys if k in m]
+    if "l0" in m:
+        parts.append(f"L0 {m['l0']:.1f}")
+    return " | ".join(parts)
+
+
+@user_errors
+def decompose(
+    model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
+    data: Annotated[list[str] | None, typer.Option(help="Training text: JSONL, text file or dataset id (repeatable). Default: the shipped training split.")] = None,
+    recipe: Annotated[str, typer.Option(help="Recipe name under recipes/decompose/ or a YAML path.")] = DEFAULT_RECIPE,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/<recipe name>).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the recipe's main training steps.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, or cuda:N.")] = "cpu",
+    text_field: TextFieldOpt = "text",
+    overrides: SetOpt = None,
+) -> None:
+    """Decompose every attention and MLP matrix into rank-1 components with a learned causal-importance function.
+
+    Writes OUT atomically (OUT.partial while training, renamed when complete); prints OUT.
+
+    Example: editor decompose --steps 200 --out runs/quick --set batch_size=4
+    """
+    from decompose.config import DecomposeConfig
+    from decompose.data import token_stream
+    from decompose.distributed import init_distributed
+    from decompose.run import run_decomposition
+    from editor.data import load_many
+    from editor.errors import EditorError
+    from editor.model_io import load_model, resolve_model
+    from editor.paths import TRAIN
+    from editor.recipe import load_recipe
+
+    extra = [f"steps={steps}"] if steps is not None else []
+    cfg = load_recipe(DecomposeConfig, recipe, "decompose", (overrides or []) + extra)
+    lm, tok = load_model(model)
+    texts = load_many(data or [str(p) for p in TRAIN.values()], text_field)
+    stream = token_stream(tok, texts.texts)
+    if stream.numel() <= cfg.seq_len:
+        raise EditorError(f"the data holds {stream.numel()} tokens, fewer than one sequence of {cfg.seq_len}")
+    dist = init_distributed(device.split(":")[0])
+    dest = out or Path("runs") / cfg.name
+    description = {"sources": texts.source, "documents": len(texts), "tokens": int(stream.numel())}
+    with progress() as bar:
+        task = bar.add_task(f"decomposing ({cfg.name})", total=None, status="", visible=dist.is_main)
+
+        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+            bar.update(task, completed=step, total=total, status=_status(metrics))
+
+        def on_eval(metrics: dict) -> None:
+            if dist.is_main:
+                console.print(
+                    f"eval: CE target {metrics.get('ce/target', float('nan')):.3f} | CI-masked {metrics.get('ce/ci_masked', float('nan')):.3f}"
+                    f" | PGD KL {metrics.get('kl/pgd', float('nan')):.4f} | L0/matrix {metrics['l0/mean_per_matrix']:.2f}"
+                    f" | alive {metrics['alive/total']}",
+                    highlight=False,
+                )
+
+        result = run_decomposition(
+            lm, stream, cfg, dest, resume=resume, model_source=resolve_model(model), data_description=description,
+            device=device, dist=dist, on_step=on_step, on_eval=on_eval,
+        )
+    if dist.is_main:
+        typer.echo(str(result))
