@@ -6,6 +6,7 @@ import typer
 
 from editor import __version__
 from editor.cli_decompose import decompose
+from editor.cli_forget import components, forget
 from editor.cli_target import target_app
 
 app = typer.Typer(
@@ -16,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("decompose")(decompose)
+app.command("forget")(forget)
+app.command("components")(components)
 app.add_typer(target_app, name="target")
 
 

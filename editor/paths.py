@@ -9,6 +9,7 @@ EXAMPLES = ROOT / "examples"
 DATA = EXAMPLES / "data"
 MODELS = EXAMPLES / "models"
 TOKENIZER = MODELS / "tokenizer"
+DECOMPOSITIONS = EXAMPLES / "decompositions"
 RECIPES = ROOT / "recipes"
 
 # The held-out parts are never trained on, by anything.
@@ -22,6 +23,10 @@ TRAIN = {
     "benign": DATA / "train" / "tweets_benign.jsonl",
     "toxic": DATA / "train" / "tweets_toxic.jsonl",
 }
+
+
+# The default retain set: general text the edited model should keep handling well.
+RETAIN_DEFAULT = [TRAIN["wikitext"], TRAIN["benign"]]
 
 
 def shipped_model(name: str) -> Path:

@@ -1,0 +1,62 @@
+"""What a component does, in tokens: where it fires (input side) and what it promotes (output side)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch import Tensor
+
+from decompose.sigmoids import lower_leaky_hard_sigmoid
+from editor.apply import RemovedComponent, apply_delta, component_delta
+
+Batches = list[tuple[Tensor, Tensor]]
+
+
+@torch.no_grad()
+def firing_tokens(cm, ci_fn, batches: Batches, comps: list[RemovedComponent], tokenizer, k: int = 8) -> dict[RemovedComponent, list[str]]:
+    """The tokens with the highest total CI for each component (the token at the position it fires on)."""
+    totals: dict[RemovedComponent, dict[int, float]] = {c: defaultdict(float) for c in comps}
+    by_module: dict[str, list[RemovedComponent]] = defaultdict(list)
+    for c in comps:
+        by_module[c.module].append(c)
+    for ids, mask in batches:
+        with cm.caching_inputs() as inputs:
+            cm.model(input_ids=ids, attention_mask=mask)
+        keep = mask.bool().clone()
+        keep[:, 0] = False
+        tokens = ids[keep].tolist()
+        z = ci_fn({n: inputs[n] for n in cm.names})
+        for module, cs in by_module.items():
+            g = lower_leaky_hard_sigmoid(z[module][keep][:, [c.index for c in cs]]).T  # (len(cs), tokens)
+            for c, row in zip(cs, g):
+                for tok, val in zip(tokens, row.tolist()):
+                    if val > 0:
+                        totals[c][tok] += val
+    return {c: [tokenizer.decode([t]) for t, _ in sorted(t.items(), key=lambda kv: -kv[1])[:k]] for c, t in totals.items()}
+
+
+@torch.no_grad()
+def promoted_tokens(cm, batches: Batches, comps: list[RemovedComponent], tokenizer, k: int = 8) -> dict[RemovedComponent, list[str]]:
+    """The tokens whose log-probability drops most, on average over the batches' tokens, when the
+    component alone is removed: what it promotes, for any matrix type (not just residual writers)."""
+    model = cm.model
+
+    def mean_logprobs() -> Tensor:
+        acc, n = None, 0
+        for ids, mask in batches:
+            lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)[mask.bool()]
+            acc = lp.sum(0) if acc is None else acc + lp.sum(0)
+            n += lp.shape[0]
+        return acc / max(n, 1)
+
+    base = mean_logprobs()
+    out = {}
+    for c in comps:
+        step = apply_delta(cm.targets, component_delta(cm, [c]))
+        try:
+            drop = base - mean_logprobs()
+        finally:
+            step.revert()
+        out[c] = [tokenizer.decode([int(t)]) for t in drop.topk(k).indices]
+    return out

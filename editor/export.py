@@ -1,0 +1,156 @@
+"""Export an edit: the edited model, plus an exact PEFT LoRA adapter that turns the original into it.
+
+Removing components S_l from module l is ΔW_l = −Σ_{c ∈ S_l} u_c v_cᵀ, a rank-|S_l| matrix, so a LoRA
+adapter with A = [v_c]ᵀ, B = −[u_c], r = lora_alpha = |S_l| (scaling 1) reproduces it without any
+truncation. The adapter is built with PEFT's own API on the model passed in and then unloaded, so the
+model object, its modules and its weights come back exactly as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import Tensor, nn
+from transformers.pytorch_utils import Conv1D
+
+from decompose.component_model import ComponentModel
+from editor.apply import RemovedComponent
+from editor.errors import EditorError
+
+
+def lora_factors(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per module (A: r×d_in, B: d_out×r), float32, with B·A equal to `component_delta` for that module."""
+    by_module: dict[str, list[int]] = {}
+    for r in removed:
+        by_module.setdefault(r.module, []).append(r.index)
+    factors = {}
+    with torch.no_grad():
+        for name, idx in by_module.items():
+            comp = cm.comp(name)
+            # Same selection as component_delta (sorted, deduplicated), so the two always agree.
+            sel = torch.tensor(sorted(set(idx)), device=comp.V.device)
+            a = comp.V[:, sel].T.float().cpu().contiguous()  # rows v_cᵀ
+            b = (-comp.U[sel].T).float().cpu().contiguous()  # columns −u_c
+            factors[name] = (a, b)
+    return factors
+
+
+def _lora_config(model: nn.Module, factors: dict[str, tuple[Tensor, Tensor]]) -> LoraConfig:
+    modules = dict(model.named_modules())
+    missing = sorted(set(factors) - set(modules))
+    if missing:
+        raise EditorError(f"the adapter names modules the model does not have: {', '.join(missing)}")
+    kinds = {isinstance(modules[n], Conv1D) for n in factors}
+    if len(kinds) > 1:
+        # One LoraConfig has one fan_in_fan_out flag; a mix would rely on PEFT silently flipping it per module.
+        raise EditorError("cannot export one LoRA adapter over both Conv1D and nn.Linear modules")
+    ranks = {n: int(a.shape[0]) for n, (a, _) in factors.items()}
+    # PEFT matches pattern keys as regexes with re.match(rf"(.*\.)?({key})$", module_name): escaping the full
+    # name makes each key match exactly its module (layers.1 never matches layers.11).
+    pattern = {re.escape(n): r for n, r in ranks.items()}
+    r_max = max(ranks.values())
+    return LoraConfig(
+        target_modules=sorted(factors),  # a list of exact names: PEFT matches name == key or name ends in ".key"
+        r=r_max,
+        lora_alpha=r_max,
+        rank_pattern=dict(pattern),
+        alpha_pattern=dict(pattern),  # alpha = r per module → scaling 1
+        lora_dropout=0.0,
+        bias="none",
+        use_rslora=False,
+        fan_in_fan_out=kinds == {True},  # GPT-2 Conv1D stores (d_in, d_out); PEFT then transposes B·A itself
+    )
+
+
+def save_lora_adapter(
+    base_model: nn.Module, factors: dict[str, tuple[Tensor, Tensor]], adapter_dir: Path, base_name_or_path: str
+) -> None:
+    """Write a PEFT LoRA adapter whose merge adds B·A to each named module of `base_model`.
+
+    `base_model` is wrapped in place and unloaded before returning (also on error); its weights, modules
+    and requires_grad flags are left exactly as they were.
+    """
+    if not factors:
+        raise EditorError("no removed components: there is no adapter to export")
+    config = _lora_config(base_model, factors)
+    requires_grad = {n: p.requires_grad for n, p in base_model.named_parameters()}
+    peft_model = get_peft_model(base_model, config)
+    try:
+        modules = dict(peft_model.base_model.model.named_modules())
+        with torch.no_grad():
+            for name, (a, b) in factors.items():
+                layer = modules[name]
+                # lora_A is Linear(d_in, r), lora_B is Linear(r, d_out) for Conv1D too (PEFT reads Conv1D's
+                # (d_in, d_out) weight shape and applies fan_in_fan_out at merge time), so no transpose here.
+                layer.lora_A["default"].weight.copy_(a)
+                layer.lora_B["default"].weight.copy_(b / layer.scaling["default"])
+        # get_peft_model records the model's own name_or_path (often "" or a temp dir); record the given one.
+        peft_model.peft_config["default"].base_model_name_or_path = base_name_or_path or None
+        # Embeddings are never targeted; "auto" would look the base model up on the Hub to compare vocab sizes.
+        peft_model.save_pretrained(str(adapter_dir), save_embedding_layers=False)
+    finally:
+        peft_model.base_model.unload()  # puts the original module objects back
+        for n, p in base_model.named_parameters():
+            p.requires_grad_(requires_grad[n])
+
+
+def export_edit(
+    out: Path,
+    model: nn.Module,
+    tokenizer,
+    cm: ComponentModel,
+    removed: list[RemovedComponent],
+    manifest: dict,
+    card: str,
+    force: bool = False,
+    base_name_or_path: str = "",
+) -> Path:
+    """Write the (already edited) `model`, its tokenizer, the LoRA adapter of `removed`, edit.json and
+    README.md to `out`, atomically: all goes to `<out>.tmp-export` first and is renamed into place."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise EditorError(f"{out} exists; pass --force to replace it")
+    tmp = out.with_name(out.name + ".tmp-export")
+    if tmp.exists():  # left over from a killed run; never anyone's data
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        # transformers 5 always writes safetensors (safe_serialization is gone), so no flag is passed.
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        factors = lora_factors(cm, removed)
+        if factors:  # an empty removal has no adapter: a LoRA of rank 0 cannot be saved
+            save_lora_adapter(model, factors, tmp / "adapter", base_name_or_path)
+        (tmp / "edit.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        (tmp / "README.md").write_text(card)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _replace(tmp, out)
+    return out
+
+
+def _replace(new: Path, out: Path) -> None:
+    """Move `new` to `out`; an existing `out` is set aside first and deleted only once `new` is in place."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.with_name(out.name + ".old-export")
+    if old.exists():
+        shutil.rmtree(old)
+    out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        old.rename(out)  # put the previous export back rather than leave nothing
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
