@@ -101,7 +101,9 @@ def plan_forget(
     rstats = component_stats(cm, dec.ci_fn, stats_r)
     candidates = rank_candidates(fstats, rstats, s.min_forget_density)
     if not candidates:
-        raise EditorError("no component is more important on the forget set than on the retained data; nothing to remove")
+        # Warnings are printed only for a finished plan: say here why nothing can be specific.
+        same = " (the retain set equals the forget set)" if set(forget) == set(retain) else ""
+        raise EditorError(f"no component is more important on the forget set than on the retained data{same}; nothing to remove")
     status(f"verifying {min(len(candidates), s.max_tries)} of {len(candidates)} candidates causally")
     search_f, _ = document_batches(tokenizer, _sample(forget, s.search_docs, s.seed + 2), ctx, s.batch_size)
     search_r, _ = document_batches(tokenizer, _sample(retain, s.search_docs, s.seed + 3), ctx, s.batch_size)

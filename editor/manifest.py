@@ -31,7 +31,7 @@ def edit_manifest(
     removed = []
     for cand in plan.selected:
         comp = dec.cm.comp(cand.module)
-        norm = float(comp.U[cand.index].norm() * comp.V[:, cand.index].norm())  # ‖u_c v_cᵀ‖_F
+        norm = float(comp.U[cand.index].detach().norm() * comp.V[:, cand.index].detach().norm())  # ‖u_c v_cᵀ‖_F
         key = next(r for r in plan.removed if r.module == cand.module and r.index == cand.index)
         removed.append({**cand.to_dict(), "norm": norm, **plan.explain[key]})
     return {
