@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/editor target report
+	$(VENV)/bin/editor forget --dataset examples/forget/toxic.jsonl --out runs/demo --force
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -23,19 +23,24 @@ class RemovedComponent:
     index: int
 
 
-def component_delta(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, Tensor]:
-    """ΔW per module, float32 (d_out, d_in): minus the sum of the removed rank-1 components."""
-    by_module: dict[str, list[int]] = {}
+def removed_factors(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per module (A: r×d_in, B: d_out×r), float32, B·A = −Σ_{c∈S} u_c v_cᵀ: rows of A are v_cᵀ,
+    columns of B are −u_c (S sorted and deduplicated). The edit and its LoRA adapter both come from here."""
+    by_module: dict[str, set[int]] = {}
     for r in removed:
-        by_module.setdefault(r.module, []).append(r.index)
-    delta = {}
+        by_module.setdefault(r.module, set()).add(r.index)
+    factors = {}
     with torch.no_grad():
         for name, idx in by_module.items():
             comp = cm.comp(name)
-            sel = torch.tensor(sorted(set(idx)), device=comp.V.device)
-            # Σ_c u_c v_cᵀ = (V[:, S] · U[S, :])ᵀ
-            delta[name] = -(comp.V[:, sel].float() @ comp.U[sel].float()).T
-    return delta
+            sel = torch.tensor(sorted(idx), device=comp.V.device)
+            factors[name] = (comp.V[:, sel].T.float().contiguous(), (-comp.U[sel].T).float().contiguous())
+    return factors
+
+
+def component_delta(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, Tensor]:
+    """ΔW per module, float32 (d_out, d_in): minus the sum of the removed rank-1 components."""
+    return {name: b @ a for name, (a, b) in removed_factors(cm, removed).items()}
 
 
 @dataclass

@@ -19,25 +19,13 @@ from torch import Tensor, nn
 from transformers.pytorch_utils import Conv1D
 
 from decompose.component_model import ComponentModel
-from editor.apply import RemovedComponent
+from editor.apply import RemovedComponent, removed_factors
 from editor.errors import EditorError
 
 
 def lora_factors(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per module (A: r×d_in, B: d_out×r), float32, with B·A equal to `component_delta` for that module."""
-    by_module: dict[str, list[int]] = {}
-    for r in removed:
-        by_module.setdefault(r.module, []).append(r.index)
-    factors = {}
-    with torch.no_grad():
-        for name, idx in by_module.items():
-            comp = cm.comp(name)
-            # Same selection as component_delta (sorted, deduplicated), so the two always agree.
-            sel = torch.tensor(sorted(set(idx)), device=comp.V.device)
-            a = comp.V[:, sel].T.float().cpu().contiguous()  # rows v_cᵀ
-            b = (-comp.U[sel].T).float().cpu().contiguous()  # columns −u_c
-            factors[name] = (a, b)
-    return factors
+    """Per module (A: r×d_in, B: d_out×r) on the CPU, with B·A equal to `component_delta` for that module."""
+    return {name: (a.cpu(), b.cpu()) for name, (a, b) in removed_factors(cm, removed).items()}
 
 
 def _lora_config(model: nn.Module, factors: dict[str, tuple[Tensor, Tensor]]) -> LoraConfig:

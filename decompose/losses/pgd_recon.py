@@ -18,7 +18,7 @@ from decompose.adversary import SignAscent, init_sources
 from decompose.component_model import ModuleMask
 from decompose.config_base import BaseConfig
 from decompose.distributed import all_reduce_mean_, broadcast_
-from decompose.losses.recon import ReconContext, adversarial_specs, masked_kl, routing
+from decompose.losses.recon import ReconContext, StatelessRecon, adversarial_specs, masked_kl, routing
 
 
 class PgdReconConfig(BaseConfig):
@@ -56,19 +56,10 @@ def pgd_sources(ctx: ReconContext, cfg: PgdReconConfig, routed: dict) -> dict[st
     return sources
 
 
-class PgdRecon:
+class PgdRecon(StatelessRecon):
     def __init__(self, cfg: PgdReconConfig):
         self.cfg = cfg
 
     def masks(self, ctx: ReconContext) -> dict[str, ModuleMask]:
         routed = routing(ctx, self.cfg.subset)
         return adversarial_specs(ctx.ci, pgd_sources(ctx, self.cfg, routed), routed)
-
-    def after_backward(self, ctx: ReconContext) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
-        pass

@@ -33,6 +33,19 @@ class ReconContext:
         return self.cm.lead(self.batch)
 
 
+class StatelessRecon:
+    """A reconstruction loss with nothing to update after the backward and nothing to checkpoint."""
+
+    def after_backward(self, ctx: ReconContext) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        pass
+
+
 def routing(ctx: ReconContext, subset: bool) -> dict[str, Tensor | None]:
     """Uniform-k subset routing per token, or every module everywhere."""
     names = ctx.cm.names

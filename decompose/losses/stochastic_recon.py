@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
 
 from decompose.component_model import ModuleMask
 from decompose.config_base import BaseConfig
-from decompose.losses.recon import ReconContext, routing
+from decompose.losses.recon import ReconContext, StatelessRecon, routing
 from decompose.masks import delta_masks, stochastic_masks
 
 
@@ -24,7 +23,7 @@ class StochasticReconConfig(BaseConfig):
         return StochasticRecon(self)
 
 
-class StochasticRecon:
+class StochasticRecon(StatelessRecon):
     def __init__(self, cfg: StochasticReconConfig):
         self.cfg = cfg
 
@@ -38,12 +37,3 @@ class StochasticRecon:
             )
             for n, g in ctx.ci.items()
         }
-
-    def after_backward(self, ctx: ReconContext) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
-        pass
