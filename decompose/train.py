@@ -47,7 +47,7 @@ def select_targets(model, cfg: DecomposeConfig) -> list[tuple[TargetMatrix, int]
 
 
 def cosine_lr(step: int, cfg: DecomposeConfig) -> float:
-    warm = int(cfg.lr_warmup_frac * cfg.steps)
+    warm = round(cfg.lr_warmup_frac * cfg.steps)
     if step < warm:
         return cfg.lr * (step + 1) / warm
     frac = (step - warm) / max(1, cfg.steps - warm)

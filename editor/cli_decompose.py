@@ -49,15 +49,22 @@ def decompose(
     from editor.paths import TRAIN
     from editor.recipe import load_recipe
 
+    from decompose.run import partial_dir
+
     extra = [f"steps={steps}"] if steps is not None else []
     cfg = load_recipe(DecomposeConfig, recipe, "decompose", (overrides or []) + extra)
+    dest = out or Path("runs") / cfg.name
+    # Fail before the slow part (loading, tokenizing) when the output cannot be written.
+    if dest.exists():
+        raise EditorError(f"{dest} already exists; choose another --out or remove it")
+    if partial_dir(dest).exists() and not resume:
+        raise EditorError(f"{partial_dir(dest)} holds an interrupted run: pass --resume to continue it, or remove it")
     lm, tok = load_model(model)
     texts = load_many(data or [str(p) for p in TRAIN.values()], text_field)
     stream = token_stream(tok, texts.texts)
     if stream.numel() <= cfg.seq_len:
         raise EditorError(f"the data holds {stream.numel()} tokens, fewer than one sequence of {cfg.seq_len}")
     dist = init_distributed(device.split(":")[0])
-    dest = out or Path("runs") / cfg.name
     description = {"sources": texts.source, "documents": len(texts), "tokens": int(stream.numel())}
     with progress() as bar:
         task = bar.add_task(f"decomposing ({cfg.name})", total=None, status="", visible=dist.is_main)

@@ -30,7 +30,7 @@ def resolve_model(name_or_path: str | None) -> str:
     if path.exists():
         if not (path / "config.json").is_file():
             raise EditorError(f"{path} is not a Hugging Face model directory (no config.json)")
-        return str(path)
+        return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise EditorError(f"no such model directory: {path}")
     return name
@@ -39,7 +39,9 @@ def resolve_model(name_or_path: str | None) -> str:
 def load_model(name_or_path: str | None = None, dtype=None):
     """Return (model in eval mode, tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own progress bars are the ones on stderr
     source = resolve_model(name_or_path)
     local = Path(source).is_dir()
     try:
@@ -53,7 +55,8 @@ def load_model(name_or_path: str | None = None, dtype=None):
             if not local
             else ""
         )
-        raise EditorError(f"could not load model '{source}': {str(e).splitlines()[0]}.{hint}") from None
+        detail = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".")
+        raise EditorError(f"could not load model '{source}': {detail}.{hint}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()

@@ -49,7 +49,7 @@ class TargetDistribution:
 
 
 class TargetMSE:
-    """For toy models with vector outputs: squared error to the target output, per token (summed over features)
+    """For toy models with vector outputs: squared error to the target output, per token (mean over features)
     and its mean per element (the reference's `mse` output loss)."""
 
     def __init__(self, target_out: Tensor):
