@@ -128,6 +128,8 @@ class Decomposer:
         return TargetDistribution(out) if self.cfg.output_loss == "kl" else TargetMSE(out)
 
     def train_step(self) -> dict[str, float]:
+        if self.step == self.warmup_steps:
+            self.warm_opt.state.clear()  # its Adam moments (8 bytes per component parameter) are never used again
         metrics = self._warmup_step() if self.step < self.warmup_steps else self._main_step(self.step - self.warmup_steps)
         self.step += 1
         return metrics
