@@ -15,7 +15,7 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
-from decompose.ci_fns.shared_mlp import _init_linear, rms_normalise
+from decompose.ci_fns.layers import init_linear, rms_normalise
 from decompose.config_base import BaseConfig
 
 
@@ -71,9 +71,9 @@ class GlobalTransformerCI(nn.Module):
         self.names = sorted(shapes)
         self.sizes = [shapes[n][1] for n in self.names]
         d_in = sum(shapes[n][0] for n in self.names)
-        self.embed = _init_linear(nn.Linear(d_in, cfg.d_model), math.sqrt(2.0))
+        self.embed = init_linear(nn.Linear(d_in, cfg.d_model), math.sqrt(2.0))
         self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_blocks))
-        self.head = _init_linear(nn.Linear(cfg.d_model, sum(self.sizes)), 1.0)
+        self.head = init_linear(nn.Linear(cfg.d_model, sum(self.sizes)), 1.0)
 
     def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         x = self.embed(torch.cat([rms_normalise(inputs[n]) for n in self.names], dim=-1))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import torch
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
+from decompose.ci_fns.layers import init_linear
 from decompose.config_base import BaseConfig
 
 
@@ -21,12 +21,6 @@ class SharedMlpConfig(BaseConfig):
         return SharedMlpCI(shapes, self.hidden)
 
 
-def _init_linear(layer: nn.Linear, gain: float) -> nn.Linear:
-    nn.init.normal_(layer.weight, std=gain / math.sqrt(layer.in_features))
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
 class SharedMlpCI(nn.Module):
     def __init__(self, shapes: dict[str, tuple[int, int]], hidden: int):
         super().__init__()
@@ -34,7 +28,7 @@ class SharedMlpCI(nn.Module):
         self.mlps = nn.ModuleDict(
             {
                 n.replace(".", "-"): nn.Sequential(
-                    _init_linear(nn.Linear(d_in, hidden), math.sqrt(2.0)), nn.GELU(), _init_linear(nn.Linear(hidden, C), 1.0)
+                    init_linear(nn.Linear(d_in, hidden), math.sqrt(2.0)), nn.GELU(), init_linear(nn.Linear(hidden, C), 1.0)
                 )
                 for n, (d_in, C) in shapes.items()
             }
@@ -42,7 +36,3 @@ class SharedMlpCI(nn.Module):
 
     def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         return {n: self.mlps[n.replace(".", "-")](inputs[n]) for n in self.names}
-
-
-def rms_normalise(x: Tensor, eps: float = 1e-6) -> Tensor:
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
