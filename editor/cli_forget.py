@@ -114,7 +114,10 @@ def _render(manifest: dict) -> None:
     trade = Table(title="trade-off explored (accepted removals)")
     for col in ("removed", "forget CE", "retain KL"):
         trade.add_column(col, justify="right")
-    for p in curve[:: max(1, len(curve) // 12)] + ([curve[-1]] if curve and len(curve) % 12 else []):
+    shown = curve[:: max(1, len(curve) // 12)]
+    if curve and shown[-1] is not curve[-1]:
+        shown.append(curve[-1])  # always end on the final selection
+    for p in shown:
         trade.add_row(str(p["removed"]), f"{p['forget_ce']:.4f}", f"{p['retain_kl']:.5f}")
     console.print(trade)
     console.print(f"{manifest['search']['curve'][-1]['tried']} candidates tried in {manifest['seconds']:.1f}s", highlight=False)
