@@ -1,0 +1,158 @@
+"""An evaluation report as JSON, a markdown page and PNG plots, written atomically side by side.
+
+`write_report(out, report)` writes `out` (JSON), `out` with suffix `.md`, and `<stem>-relearn.png` /
+`<stem>-quantization.png` when the report has robustness results. Every file goes to a temporary sibling
+first and is renamed into place only after all of them were produced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+PPL_METRICS = ("word_perplexity", "byte_perplexity", "bits_per_byte")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        if abs(v) >= 10:
+            return f"{v:.2f}"
+        return f"{v:.4f}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def capability_rows(cap: dict) -> list[list]:
+    """(task, documents, metric, value) rows, perplexity metrics first."""
+    rows = []
+    for task, metrics in {**cap.get("tasks", {}), **cap.get("groups", {})}.items():
+        n = metrics.get("sample_len", cap.get("n_samples", {}).get(task, {}).get("effective", ""))
+        keys = [k for k in PPL_METRICS if k in metrics] + sorted(k for k in metrics if k not in PPL_METRICS and k != "sample_len" and not k.endswith("_stderr"))
+        for k in keys:
+            rows.append([task, n, k, metrics[k]])
+    return rows
+
+
+def render_markdown(report: dict, plots: dict[str, str] | None = None) -> str:
+    plots = plots or {}
+    m = report.get("model", {})
+    lines = [f"# editor eval: {m.get('name', '?')}", ""]
+    lines += [f"- model: `{m.get('path', m.get('name', '?'))}`" + (f" + adapter `{m['adapter']}`" if m.get("adapter") else "")]
+    for key, src in report.get("data", {}).items():
+        lines.append(f"- {key}: `{src}`")
+    if "capability" in report:
+        cap = report["capability"]
+        lim = cap.get("limit")
+        lines.append(f"- lm-eval {cap.get('lm_eval_version')} on the in-memory model, limit {lim or 'none'} documents per task")
+    lines.append(f"- total {report.get('seconds', 0):.1f}s")
+    if "capability" in report:
+        lines += ["", "## Capability (lm-evaluation-harness)", ""]
+        lines += _table(["task", "docs", "metric", "value"], capability_rows(report["capability"]))
+        if "editor_toxic_choice" in report["capability"].get("tasks", {}):
+            lines += ["", "`editor_toxic_choice`: acc = fraction of toxic/benign pairs where the model prefers the toxic continuation (acc_norm: per byte); lower is better after forgetting."]
+    if "nll" in report:
+        lines += ["", "## Mean NLL per token (nats)", ""]
+        lines += _table(["set", "docs", "tokens", "NLL", "perplexity"], [[k, v["documents"], v["tokens"], v["nll"], v["perplexity"]] for k, v in report["nll"].items()])
+    if "toxicity" in report:
+        t = report["toxicity"]
+        p = t["protocol"]
+        lines += ["", "## Toxicity of generations (RealToxicityPrompts protocol)", ""]
+        lines += [f"scorer **{t['scorer']}**; {t['prompts']} prompts x k={p['k']} samples, top-p {p['top_p']}, {p['max_new_tokens']} new tokens; continuations scored alone; toxic = score >= {p['threshold']}", ""]
+        rows = [["all", t["prompts"], t["expected_max_toxicity"], t["toxicity_probability"], t["mean_toxicity"], t["toxic_fraction"]]]
+        for label, s in t.get("by_prompt_label", {}).items():
+            rows.append([f"{label} prompts", s["prompts"], s["expected_max_toxicity"], s["toxicity_probability"], s["mean_toxicity"], s["toxic_fraction"]])
+        lines += _table(["prompts", "n", "expected max toxicity", "toxicity probability", "mean toxicity", "toxic fraction"], rows)
+    if "robustness" in report:
+        r = report["robustness"]["relearn"]
+        lines += ["", "## Robustness", "", f"### Relearning attack: fine-tune on {r['attack_documents']} forget documents, lr {r['lr']}, batch {r['batch_size']}", ""]
+        lines.append(f"Forget NLL measured on {r['measured_documents']} other forget documents; the oracle ({r.get('oracle') or 'none'}) never learned the forget set.")
+        lines.append("")
+        names = list(r["curves"])
+        steps = [pt["step"] for pt in r["curves"][names[0]]]
+        header = ["step"] + [f"{n} forget NLL" for n in names] + [f"{n} retain NLL" for n in names if "retain_nll" in r["curves"][n][0]]
+        rows = []
+        for i, s in enumerate(steps):
+            row = [s] + [r["curves"][n][i]["nll"] for n in names] + [r["curves"][n][i]["retain_nll"] for n in names if "retain_nll" in r["curves"][n][0]]
+            rows.append(row)
+        lines += _table(header, rows)
+        lines += ["", "Recovery (forget NLL at step 0 minus its lowest value during the attack, nats/token): " + ", ".join(f"{n} {r[f'{n}_recovery']:+.4f}" for n in names)]
+        if "relearn" in plots:
+            lines += ["", f"![relearning]({plots['relearn']})"]
+        q = report["robustness"]["quantization"]
+        lines += ["", f"### Quantization ({q['scheme']})", ""]
+        base = q["rows"][0]
+        lines += _table(["bits", "forget NLL", "retain NLL", "Δ forget", "Δ retain"], [[x["bits"], x["forget_nll"], x["retain_nll"], x["forget_nll"] - base["forget_nll"], x["retain_nll"] - base["retain_nll"]] for x in q["rows"]])
+        if "quantization" in plots:
+            lines += ["", f"![quantization]({plots['quantization']})"]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(report: dict, stem: Path) -> dict[str, Path]:
+    from evals.plots import save_plot
+
+    out: dict[str, Path] = {}
+    if "robustness" not in report:
+        return out
+    r = report["robustness"]["relearn"]
+    series = {f"{name} forget NLL": [(p["step"], p["nll"]) for p in curve] for name, curve in r["curves"].items()}
+    label = report.get("model", {}).get("name", "model")
+    oracle = r.get("oracle")
+    series = {k.replace("model ", f"{label} ", 1).replace("oracle ", f"oracle {oracle} " if oracle else "oracle ", 1): v for k, v in series.items()}
+    out["relearn"] = save_plot(stem.with_name(f"{stem.name}-relearn.png"), series=series, xlabel="fine-tuning steps on forget documents", ylabel="forget NLL (nats/token)", title="Relearning attack")
+    rows = report["robustness"]["quantization"]["rows"]
+    out["quantization"] = save_plot(
+        stem.with_name(f"{stem.name}-quantization.png"),
+        series={"forget NLL": [(x["bits"], x["forget_nll"]) for x in rows], "retain NLL": [(x["bits"], x["retain_nll"]) for x in rows]},
+        xlabel="weight bits (32 = unquantized)", ylabel="NLL (nats/token)", title="NLL after round-to-nearest quantization",
+    )
+    return out
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return Path(tmp)
+
+
+def write_report(out: str | Path, report: dict) -> dict[str, Path]:
+    """Write JSON + markdown (+ PNGs); returns {"json", "markdown", "relearn"?, "quantization"?} paths."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.with_suffix("")
+    staged: list[tuple[Path, Path]] = []
+    try:
+        # Plots are rendered under temporary names, then renamed with everything else.
+        tmp_stem = stem.with_name(f".{stem.name}.tmp")
+        tmp_plots = _plots(report, tmp_stem)
+        final_plots = {k: stem.with_name(p.name.replace(f".{stem.name}.tmp", stem.name, 1)) for k, p in tmp_plots.items()}
+        staged += [(tmp_plots[k], final_plots[k]) for k in tmp_plots]
+        md = render_markdown(report, {k: p.name for k, p in final_plots.items()})
+        md_path = out.with_suffix(".md") if out.suffix.lower() != ".md" else out.with_name(out.name + ".md")
+        staged.append((_atomic_text(out, json.dumps(report, indent=1, default=str) + "\n"), out))
+        staged.append((_atomic_text(md_path, md), md_path))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for leftover in out.parent.glob(f".{stem.name}.tmp*"):
+            leftover.unlink(missing_ok=True)
+        raise
+    for tmp, final in staged:
+        os.chmod(tmp, 0o644)  # mkstemp files are private; a report is meant to be read
+        os.replace(tmp, final)
+    return {"json": out, "markdown": md_path, **final_plots}
