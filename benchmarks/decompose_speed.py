@@ -2,8 +2,13 @@
 
     python benchmarks/decompose_speed.py                        # the fixed benchmark configuration
     python benchmarks/decompose_speed.py --recipe tiny-toxic --model tiny-toxic
+    python benchmarks/decompose_speed.py --compare              # optimised path vs the plain-autograd reference
+    python benchmarks/decompose_speed.py --compare --cpu-time   # the same by process CPU time (shared machines)
 
-Prints one JSON object. Compare ratios within one run: these CPUs are shared and noisy.
+Prints one JSON object. Compare ratios within one run: these CPUs are shared and noisy. `--compare`
+alternates short rounds of the reference path (`Decomposer.set_fast(False)`: same math, plain autograd)
+and the optimised one in one process and reports both rates and their ratio; `--cpu-time` measures
+process CPU time instead of wall time, which other processes on the machine disturb much less.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--compare", action="store_true", help="A/B the optimised path against the reference path.")
+    ap.add_argument("--rounds", type=int, default=6, help="--compare: alternating rounds per path.")
+    ap.add_argument("--round-steps", type=int, default=3, help="--compare: steps per round.")
+    ap.add_argument("--cpu-time", action="store_true", help="--compare: rate by process CPU time instead of wall time.")
     args = ap.parse_args(argv)
 
     cfg = load_recipe(DecomposeConfig, args.recipe, "decompose", args.overrides)
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
     dec = Decomposer(model, cfg, stream, args.device)
     dec.warmup_steps = 0  # time main steps only
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    if args.compare:
+        return compare(dec, cfg, model, stream, args, sync)
     for _ in range(args.warmup):
         dec.train_step()
     with FlopCounterMode(display=False) as counter:
@@ -100,6 +111,47 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if args.device == "cuda":
         result["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def compare(fast, cfg, model, stream, args, sync) -> dict:
+    """Alternate rounds of the reference and the optimised path (two decomposers of the same model) and report both."""
+    import copy
+    import statistics
+
+    from decompose.train import Decomposer
+
+    ref = Decomposer(copy.deepcopy(model), cfg, stream, args.device)
+    ref.warmup_steps = 0
+    ref.set_fast(False)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    for dec in (ref, fast):
+        for _ in range(args.warmup):
+            dec.train_step()
+    rates: dict[str, list[float]] = {"reference": [], "optimised": []}
+    for _ in range(args.rounds):
+        for name, dec in (("reference", ref), ("optimised", fast)):
+            sync()
+            start = clock()
+            for _ in range(args.round_steps):
+                dec.train_step()
+            sync()
+            rates[name].append(args.round_steps / (clock() - start))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    best = {k: max(v) for k, v in rates.items()}
+    result = {
+        "recipe": cfg.name,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "clock": "process cpu time" if args.cpu_time else "wall",
+        "reference_steps_per_s": {"median": round(med["reference"], 3), "best": round(best["reference"], 3)},
+        "optimised_steps_per_s": {"median": round(med["optimised"], 3), "best": round(best["optimised"], 3)},
+        "ratio_median": round(med["optimised"] / med["reference"], 3),
+        "ratio_best": round(best["optimised"] / best["reference"], 3),
+        "rounds": args.rounds,
+        "round_steps": args.round_steps,
+    }
     print(json.dumps(result, indent=1))
     return result
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from decompose.components import Components
+from decompose.fused import masked_components
 from decompose.targets import TargetMatrix
 
 
@@ -54,6 +55,10 @@ class ComponentModel(nn.Module):
         super().__init__()
         self.model = model
         self.output = output
+        # One hand-written autograd node per masked module (decompose.fused); False: plain autograd on
+        # the same formula, kept as the reference the fused path is tested against.
+        self.fused = True
+        self._frozen = False
         for p in model.parameters():
             p.requires_grad_(False)
         self.targets: dict[str, TargetMatrix] = {t.name: t for t, _ in targets}
@@ -83,6 +88,16 @@ class ComponentModel(nn.Module):
                 h.remove()
 
     @contextmanager
+    def frozen_components(self) -> Iterator[None]:
+        """Masked passes within the context treat U and V as constants: for a backward that only wants
+        gradients of masks or sources (the PGD ascent), so no pass computes U and V gradients nobody reads."""
+        before, self._frozen = self._frozen, True
+        try:
+            yield
+        finally:
+            self._frozen = before
+
+    @contextmanager
     def caching_inputs(self) -> Iterator[dict[str, Tensor]]:
         """Record each target matrix's input (detached) during an ordinary forward."""
         cache: dict[str, Tensor] = {}
@@ -99,6 +114,20 @@ class ComponentModel(nn.Module):
     def _masked_output(self, name: str, x: Tensor, out: Tensor, spec: ModuleMask) -> Tensor:
         comp = self.comp(name)
         bias = self.targets[name].bias()
+        if self.fused:
+            lead = out.shape[:-1]
+            idx = None if spec.routed is None else spec.routed.expand(lead).reshape(-1).nonzero().squeeze(1)
+            y = masked_components(
+                x.reshape(-1, x.shape[-1]),
+                out.reshape(-1, out.shape[-1]),
+                spec.mask.expand(*lead, comp.C).reshape(-1, comp.C),
+                None if spec.delta is None else spec.delta.expand(lead).reshape(-1),
+                comp.V.detach() if self._frozen else comp.V,
+                comp.U.detach() if self._frozen else comp.U,
+                bias,
+                idx,
+            )
+            return y.view_as(out)
         if spec.routed is None:
             return self._combine(comp, x, out, bias, spec.mask, spec.delta)
         lead = out.shape[:-1]

@@ -23,7 +23,8 @@ from decompose.config import DecomposeConfig
 from decompose.data import random_windows
 from decompose.distributed import DistInfo, average_gradients_, broadcast_, current
 from decompose.losses.faithfulness import faithfulness_loss
-from decompose.losses.importance_minimality import annealed_p, importance_minimality_loss
+from decompose.fused import ci_activations
+from decompose.losses.importance_minimality import annealed_p, importance_minimality_from_sums, importance_minimality_loss
 from decompose.losses.kl import OutputTarget, TargetDistribution, TargetMSE
 from decompose.losses.recon import ReconContext, batched_kls
 from decompose.sigmoids import lower_leaky_hard_sigmoid, upper_leaky_hard_sigmoid
@@ -93,6 +94,14 @@ class Decomposer:
         self.data_gen = torch.Generator().manual_seed(self.dist.seed(cfg.seed))
         self.mask_gen = torch.Generator(device=self.device).manual_seed(self.dist.seed(cfg.seed + 1))
         self.step = 0  # counts warmup steps, then main steps
+        self.set_fast(True)
+
+    def set_fast(self, fast: bool) -> None:
+        """The optimised path (default) or the plain-autograd reference it is tested against; same math."""
+        self.fast = fast
+        self.cm.fused = fast
+        if hasattr(self.ci_fn, "grouped"):
+            self.ci_fn.grouped = fast
 
     @property
     def total_steps(self) -> int:
@@ -142,28 +151,43 @@ class Decomposer:
         self.warm_opt.step()
         return {"faithfulness": loss.item()}
 
-    def _main_step(self, i: int) -> dict[str, float]:
+    def losses(self, ids: Tensor, i: int) -> tuple[dict[str, Tensor], Tensor, ReconContext]:
+        """Every loss term of main step i on a batch, their weighted total, and the step context (CIs in ctx.ci)."""
         cfg = self.cfg
-        ids = self.next_batch()
         with self.autocast():
             logits, inputs = self.target_pass(ids)
             target = self.output_target(logits)
-            g, g_upper = self.ci(inputs)
             terms: dict[str, Tensor] = {}
             if cfg.faithfulness:
                 terms["faithfulness"] = faithfulness_loss(list(self.cm.deltas().values()))
             imp = cfg.importance
-            if imp:
-                p = annealed_p(i, cfg.steps, imp)
-                terms["importance_minimality"] = importance_minimality_loss(
-                    list(g_upper.values()), p, imp.beta, imp.eps, world_size=self.dist.world_size
-                )
+            p = annealed_p(i, cfg.steps, imp) if imp else None
+            if imp and self.fast:
+                # One node per matrix for both sigmoids and the p-norm sums (decompose.fused).
+                g, sums = {}, []
+                for n, z in self.ci_fn(inputs).items():
+                    g[n], s = ci_activations(z, p, cfg.sigmoid_alpha, imp.eps, compiled=cfg.compile)
+                    sums.append(s)
+                counts = [z.numel() // z.shape[-1] for z in g.values()]
+                terms["importance_minimality"] = importance_minimality_from_sums(sums, counts, imp.beta, self.dist.world_size)
+            else:
+                g, g_upper = self.ci(inputs)
+                if imp:
+                    terms["importance_minimality"] = importance_minimality_loss(
+                        list(g_upper.values()), p, imp.beta, imp.eps, world_size=self.dist.world_size
+                    )
             ctx = ReconContext(self.cm, ids, g, target, self.mask_gen, i, cfg.steps)
             passes = [loss.masks(ctx) for _, loss in self.recon]
             for (rcfg, _), kl in zip(self.recon, batched_kls(ctx, passes)):
                 terms[rcfg.kind] = kl
             coeffs = {loss.kind: loss.coeff for loss in cfg.losses}
             total = sum(coeffs[k] * v for k, v in terms.items())
+        return terms, total, ctx
+
+    def _main_step(self, i: int) -> dict[str, float]:
+        cfg = self.cfg
+        terms, total, ctx = self.losses(self.next_batch(), i)
+        g = ctx.ci
         lr = cosine_lr(i, cfg)
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -179,8 +203,8 @@ class Decomposer:
         metrics["total"] = total.item()
         metrics["lr"] = lr
         metrics["l0"] = sum((v > 0).sum(-1).float().mean().item() for v in g.values()) / len(g)
-        if imp:
-            metrics["p"] = p
+        if cfg.importance:
+            metrics["p"] = annealed_p(i, cfg.steps, cfg.importance)
         return metrics
 
     def state_dict(self) -> dict:

@@ -6,6 +6,8 @@ import math
 from typing import Literal
 
 from pydantic import Field, PositiveInt
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from decompose.ci_fns.layers import init_linear
@@ -34,5 +36,25 @@ class SharedMlpCI(nn.Module):
             }
         )
 
+        # Matrices that read the same input tensor (q/k/v, gate/up) run their first layers as one matmul
+        # and one GELU; the parameters stay per matrix. Off: one MLP call per matrix (the reference).
+        self.grouped = False
+
     def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {n: self.mlps[n.replace(".", "-")](inputs[n]) for n in self.names}
+        if not self.grouped:
+            return {n: self.mlps[n.replace(".", "-")](inputs[n]) for n in self.names}
+        groups: dict[tuple, list[str]] = {}
+        for n in self.names:
+            x = inputs[n]
+            groups.setdefault((x.data_ptr(), x.shape, x.stride(), x.dtype, x.device), []).append(n)
+        out: dict[str, Tensor] = {}
+        for names in groups.values():
+            mlps = [self.mlps[n.replace(".", "-")] for n in names]
+            if len(names) == 1:
+                out[names[0]] = mlps[0](inputs[names[0]])
+                continue
+            first = [m[0] for m in mlps]
+            h = F.gelu(F.linear(inputs[names[0]], torch.cat([f.weight for f in first]), torch.cat([f.bias for f in first])))
+            for n, m, part in zip(names, mlps, h.split([f.out_features for f in first], dim=-1)):
+                out[n] = m[2](part)
+        return {n: out[n] for n in self.names}

@@ -62,14 +62,24 @@ def importance_minimality_loss(
     """
     if len(ci_upper) == 0:
         raise ValueError("importance_minimality_loss needs at least one module's CIs")
-    total = torch.zeros((), device=ci_upper[0].device)
+    sums, counts = [], []
     for ci in ci_upper:
         n_tokens = ci.numel() // ci.shape[-1]
         if n_tokens == 0:
             raise ValueError("importance_minimality_loss got a module with no tokens")
         # float32: sums over many tokens in bf16 lose the small CIs; ε keeps (ĝ+ε)^(p−1) finite at ĝ = 0.
-        s = (ci.float() + eps).pow(p).reshape(-1, ci.shape[-1]).sum(0)
-        mu = s / n_tokens
+        sums.append((ci.float() + eps).pow(p).reshape(-1, ci.shape[-1]).sum(0))
+        counts.append(n_tokens)
+    return importance_minimality_from_sums(sums, counts, beta, world_size)
+
+
+def importance_minimality_from_sums(sums: Sequence[Tensor], n_tokens: Sequence[int], beta: float, world_size: int = 1) -> Tensor:
+    """The loss from each module's S_c = Σ_tokens (ĝ+ε)^p, shape (C,), over its n_tokens local tokens."""
+    total = torch.zeros((), device=sums[0].device)
+    for s, n in zip(sums, n_tokens):
+        if n == 0:
+            raise ValueError("importance_minimality_loss got a module with no tokens")
+        mu = s / n
         total = total + mu.sum()
         if beta != 0:
             total = total + beta * (mu * torch.log2(1 + s * world_size)).sum()

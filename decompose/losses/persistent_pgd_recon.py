@@ -62,7 +62,8 @@ class PersistentPgdRecon:
         for _ in range(self.cfg.n_warmup_steps):
             for s in self.sources.values():
                 s.requires_grad_(True)
-            loss = masked_kl(ctx, adversarial_specs(ci, self.sources, routed))
+            with ctx.cm.frozen_components():  # only the sources' gradient is wanted
+                loss = masked_kl(ctx, adversarial_specs(ci, self.sources, routed))
             grads = torch.autograd.grad(loss, list(self.sources.values()))
             self._step(ctx, dict(zip(self.sources, grads)))
         for s in self.sources.values():

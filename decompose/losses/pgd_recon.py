@@ -46,7 +46,7 @@ def pgd_sources(ctx: ReconContext, cfg: PgdReconConfig, routed: dict) -> dict[st
     for _ in range(cfg.n_steps):
         for s in sources.values():
             s.requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), ctx.cm.frozen_components():
             loss = masked_kl(ctx, adversarial_specs(ci, sources, routed))
             grads = torch.autograd.grad(loss, list(sources.values()))
         if cfg.shared:
