@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from editor import __version__
+from editor.cli_compare import compare
 from editor.cli_decompose import decompose
+from editor.cli_eval import eval_assets, evaluate
 from editor.cli_forget import components, forget
 from editor.cli_target import target_app
 
@@ -19,7 +21,10 @@ app = typer.Typer(
 app.command("decompose")(decompose)
 app.command("forget")(forget)
 app.command("components")(components)
+app.command("compare")(compare)
 app.add_typer(target_app, name="target")
+app.command("eval")(evaluate)
+target_app.command("eval-assets")(eval_assets)
 
 
 def _version(value: bool) -> None:

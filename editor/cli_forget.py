@@ -42,10 +42,14 @@ def forget(
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     text_field: TextFieldOpt = "text",
     as_json: JsonOpt = False,
+    method: Annotated[str, typer.Option(help="vpd (default), or a baseline: ga, graddiff, npo, task-vector.")] = "vpd",
+    strength: Annotated[float | None, typer.Option(help="The method's main knob: vpd max_retain_kl, ga/graddiff/npo steps, task-vector alpha.")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable), e.g. lr=1e-4 or search_docs=64.")] = None,
 ) -> None:
     """Remove the components a forget set needs and retained data does not, and export the edited model.
 
     Example: editor forget --dataset toxic.jsonl --out runs/detoxed
+    Baselines (same export): editor forget --method npo --strength 40 --dataset toxic.jsonl --out runs/npo
     """
     import time
 
@@ -57,6 +61,23 @@ def forget(
     from editor.paths import RETAIN_DEFAULT
 
     start = time.perf_counter()
+    if method != "vpd":  # a baseline (editor/methods): same data options and export, its own settings
+        from editor.methods.run import forget_cli, render
+
+        vpd_only = {"--decomposition": decomposition, "--max-retain-kl": max_retain_kl, "--max-components": max_components}
+        manifest, written = forget_cli(method, dataset=dataset, retain=retain, model=model, out=out, strength=strength, sets=sets,
+                                       dry_run=dry_run, force=force, text_field=text_field, vpd_options=vpd_only)
+        if as_json:
+            emit_json(manifest)
+            return
+        render(manifest)
+        if written:
+            typer.echo(str(written))
+        return
+    if strength is not None:  # for VPD the strength is the retain budget
+        if max_retain_kl is not None:
+            raise EditorError("--strength is --max-retain-kl for VPD; pass one of them")
+        max_retain_kl = strength
     if max_retain_kl is not None and max_components is not None:
         raise EditorError("pass either --max-retain-kl or --max-components, not both")
     dest = out or Path("runs") / f"forget-{Path(model or 'tiny-toxic').name}"
@@ -67,7 +88,10 @@ def forget(
         overrides = {"max_components": max_components, "max_retain_kl": None}
     elif max_retain_kl is not None:
         overrides = {"max_retain_kl": max_retain_kl}
-    settings = ForgetSettings(**overrides)
+    from editor.methods.run import parse_sets
+    from editor.recipe import validate
+
+    settings = validate(ForgetSettings, {**parse_sets(sets), **overrides}, "forget settings (--set)")
     forget_data = load_many(dataset, text_field)
     retain_data = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
     lm, tok, dec, source = _load(model, decomposition)
@@ -77,10 +101,10 @@ def forget(
         def status(message: str) -> None:
             bar.update(task, status=message)
 
-        def on_try(point) -> None:
-            bar.update(task, completed=point.tried, total=min(settings.max_tries, point.tried + 1), status=f"removed {point.removed} | retain KL {point.retain_kl:.4f}")
+        def advance(completed: int, total: int) -> None:
+            bar.update(task, completed=completed, total=total)
 
-        plan = plan_forget(dec, tok, forget_data.texts, retain_data.texts, settings, status, on_try)
+        plan = plan_forget(dec, tok, forget_data.texts, retain_data.texts, settings, status, advance)
     for w in plan.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     manifest = edit_manifest(plan, dec, settings, source, forget_data.source, retain_data.source)
@@ -110,17 +134,15 @@ def _render(manifest: dict) -> None:
     for k in m["before"]:
         nll.add_row(k, f"{m['before'][k]:.4f}", f"{m['after'][k]:.4f}", f"{m['after'][k] - m['before'][k]:+.4f}")
     console.print(nll)
-    curve = [p for p in manifest["search"]["curve"] if p["accepted"]]
-    trade = Table(title="trade-off explored (accepted removals)")
-    for col in ("removed", "forget CE", "retain KL"):
+    search = manifest["search"]
+    trade = Table(title="trade-off explored: the ranking's first k components removed (forget loss counts forget-specific tokens)")
+    for col in ("removed", "forget loss", "forget CE", "retain KL", ""):
         trade.add_column(col, justify="right")
-    shown = curve[:: max(1, len(curve) // 12)]
-    if curve and shown[-1] is not curve[-1]:
-        shown.append(curve[-1])  # always end on the final selection
-    for p in shown:
-        trade.add_row(str(p["removed"]), f"{p['forget_ce']:.4f}", f"{p['retain_kl']:.5f}")
+    for p in [search["base"], *search["curve"]]:
+        mark = "selected" if p["removed"] == search["final"]["removed"] and p["removed"] else ("over budget" if not p["within_budget"] else "")
+        trade.add_row(str(p["removed"]), f"{p['forget_loss']:.4f}", f"{p['forget_ce']:.4f}", f"{p['retain_kl']:.5f}", mark)
     console.print(trade)
-    console.print(f"{manifest['search']['curve'][-1]['tried']} candidates tried in {manifest['seconds']:.1f}s", highlight=False)
+    console.print(f"{manifest['candidates_ranked']} candidates ranked, {len(search['curve'])} removals checked, in {manifest['seconds']:.1f}s", highlight=False)
 
 
 @user_errors

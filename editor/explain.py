@@ -16,24 +16,27 @@ Batches = list[tuple[Tensor, Tensor]]
 @torch.no_grad()
 def firing_tokens(cm, ci_fn, batches: Batches, comps: list[RemovedComponent], tokenizer, k: int = 8) -> dict[RemovedComponent, list[str]]:
     """The tokens with the highest total CI for each component (the token at the position it fires on)."""
-    totals: dict[RemovedComponent, dict[int, float]] = {c: defaultdict(float) for c in comps}
     by_module: dict[str, list[RemovedComponent]] = defaultdict(list)
     for c in comps:
         by_module[c.module].append(c)
+    vocab = len(tokenizer)
+    totals = {m: torch.zeros(vocab, len(cs), dtype=torch.float64) for m, cs in by_module.items()}
     for ids, mask in batches:
         with cm.caching_inputs() as inputs:
             cm.model(input_ids=ids, attention_mask=mask)
         keep = mask.bool().clone()
         keep[:, 0] = False
-        tokens = ids[keep].tolist()
+        tokens = ids[keep]
         z = ci_fn({n: inputs[n] for n in cm.names})
         for module, cs in by_module.items():
-            g = lower_leaky_hard_sigmoid(z[module][keep][:, [c.index for c in cs]]).T  # (len(cs), tokens)
-            for c, row in zip(cs, g):
-                for tok, val in zip(tokens, row.tolist()):
-                    if val > 0:
-                        totals[c][tok] += val
-    return {c: [tokenizer.decode([t]) for t, _ in sorted(t.items(), key=lambda kv: -kv[1])[:k]] for c, t in totals.items()}
+            g = lower_leaky_hard_sigmoid(z[module][keep][:, [c.index for c in cs]])  # (tokens, len(cs))
+            totals[module].index_add_(0, tokens, g.double())
+    out = {}
+    for module, cs in by_module.items():
+        top = totals[module].topk(min(k, vocab), dim=0)
+        for j, c in enumerate(cs):
+            out[c] = [tokenizer.decode([int(t)]) for t, v in zip(top.indices[:, j], top.values[:, j]) if v > 0]
+    return out
 
 
 @torch.no_grad()

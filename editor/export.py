@@ -91,15 +91,21 @@ def export_edit(
     out: Path,
     model: nn.Module,
     tokenizer,
-    cm: ComponentModel,
-    removed: list[RemovedComponent],
+    cm: ComponentModel | None,
+    removed: list[RemovedComponent] | None,
     manifest: dict,
     card: str,
     force: bool = False,
     base_name_or_path: str = "",
+    factors: dict[str, tuple[Tensor, Tensor]] | None = None,
 ) -> Path:
     """Write the (already edited) `model`, its tokenizer, the LoRA adapter of `removed`, edit.json and
-    README.md to `out`, atomically: all goes to `<out>.tmp-export` first and is renamed into place."""
+    README.md to `out`, atomically: all goes to `<out>.tmp-export` first and is renamed into place.
+
+    An edit that is not a set of removed components (the baselines of `editor.methods`) passes its own
+    `factors` (module → (A, B), B·A = ΔW in (d_out, d_in) layout) instead of `cm` and `removed`."""
+    if factors is None and cm is None:
+        raise ValueError("export_edit needs either cm and removed, or factors")
     out = Path(out)
     if out.exists() and not force:
         raise EditorError(f"{out} exists; pass --force to replace it")
@@ -111,7 +117,8 @@ def export_edit(
         # transformers 5 always writes safetensors (safe_serialization is gone), so no flag is passed.
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        factors = lora_factors(cm, removed)
+        if factors is None:
+            factors = lora_factors(cm, removed or [])
         if factors:  # an empty removal has no adapter: a LoRA of rank 0 cannot be saved
             save_lora_adapter(model, factors, tmp / "adapter", base_name_or_path)
         (tmp / "edit.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -119,11 +126,11 @@ def export_edit(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _replace(tmp, out)
+    replace_dir(tmp, out)
     return out
 
 
-def _replace(new: Path, out: Path) -> None:
+def replace_dir(new: Path, out: Path) -> None:
     """Move `new` to `out`; an existing `out` is set aside first and deleted only once `new` is in place."""
     if not out.exists():
         new.rename(out)

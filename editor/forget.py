@@ -1,4 +1,4 @@
-"""`editor forget` as a library call: statistics → ranked candidates → causal search → final edit + report.
+"""`editor forget` as a library call: statistics → candidates → relaxed-removal ranking → causal check → edit + report.
 
 The model is edited in place at the end (`ForgetPlan.applied` can revert it); writing files is
 `editor.export`'s job, so a dry run is this function without the export.
@@ -10,8 +10,9 @@ import hashlib
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import torch
 from pydantic import Field, PositiveInt
 
 from decompose.config_base import BaseConfig
@@ -21,7 +22,8 @@ from decompose.stats import component_stats
 from editor.apply import AppliedDelta, RemovedComponent, apply_delta, component_delta
 from editor.errors import EditorError
 from editor.explain import firing_tokens, promoted_tokens
-from editor.search import SearchResult, causal_search
+from editor.relax import forget_token_weights, optimize_removal, prefix_sizes
+from editor.search import SearchResult, verify_prefixes
 from editor.select import Candidate, rank_candidates
 from evals.nll import context_length, mean_nll
 
@@ -29,15 +31,21 @@ from evals.nll import context_length, mean_nll
 class ForgetSettings(BaseConfig):
     """Every default of the forget pipeline, in one place."""
 
-    max_retain_kl: float | None = Field(0.01, gt=0, description="Budget: mean KL(original ‖ edited) per retained token, nats.")
-    max_components: PositiveInt | None = Field(None, description="Instead of a budget: remove the top K verified candidates.")
-    max_tries: PositiveInt = Field(150, description="Candidates tried by the causal search, in ranked order.")
-    min_gain: float = Field(1e-3, ge=0, description="Minimum forget-CE increase (nats) for a candidate to be kept.")
+    max_retain_kl: float | None = Field(0.07, gt=0, description="Budget: mean KL(original ‖ edited) per retained token, averaged per document, nats.")
+    max_components: PositiveInt | None = Field(None, description="Instead of a budget: remove the top K ranked candidates.")
     min_forget_density: float = Field(1e-3, ge=0, description="Candidates must fire on at least this fraction of forget tokens.")
-    stats_docs: PositiveInt = Field(1000, description="Documents per side (sampled) for CI statistics.")
-    search_docs: PositiveInt = Field(128, description="Documents per side (sampled) for the causal search.")
-    batch_size: PositiveInt = Field(64, description="Documents per forward pass.")
+    stats_docs: PositiveInt = Field(512, description="Documents per side (sampled) for CI statistics.")
+    steps: int = Field(60, ge=0, description="Steps of the relaxed-removal optimisation that ranks candidates.")
+    lr: float = Field(0.1, gt=0, description="Adam learning rate of the removal logits.")
+    retain_weight: float = Field(3.0, ge=0, description="Weight of the retain KL against the forget loss while optimising.")
+    sparsity: float = Field(1e-3, ge=0, description="Penalty per unit of removal: prefer fewer components.")
+    token_margin: float = Field(1.0, ge=0, description="Next tokens count in the forget loss by max(0, log(freq ratio forget/retain) − margin).")
+    opt_batch_size: PositiveInt = Field(32, description="Documents per side per optimisation step.")
+    search_docs: PositiveInt = Field(128, description="Documents per side (sampled) for the causal check of the removals.")
+    curve_points: PositiveInt = Field(10, description="Prefixes of the ranking measured causally (the trade-off curve).")
+    batch_size: PositiveInt = Field(64, description="Documents per forward pass (statistics and checks).")
     explain_tokens: PositiveInt = Field(8, description="Firing / promoted tokens listed per removed component.")
+    explain_docs: PositiveInt = Field(32, description="Forget documents (sampled) used to explain each removed component.")
     seed: int = Field(0, description="Seeds the document sampling.")
 
 
@@ -58,7 +66,7 @@ class ForgetPlan:
         return [RemovedComponent(c.module, c.index) for c in self.selected]
 
     def per_module(self) -> dict[str, int]:
-        return dict(Counter(c.module for c in self.selected))
+        return dict(sorted(Counter(c.module for c in self.selected).items()))
 
 
 def texts_sha256(texts: list[str]) -> str:
@@ -79,9 +87,13 @@ def plan_forget(
     retain: list[str],
     settings: ForgetSettings,
     status=lambda message: None,
-    on_try=None,
+    advance=lambda completed, total: None,
 ) -> ForgetPlan:
-    """Select, verify and apply the edit (the model ends edited; `plan.applied.revert()` undoes it)."""
+    """Select, verify and apply the edit (the model ends edited; `plan.applied.revert()` undoes it).
+
+    1. CI statistics on both sides: candidates are components more important on the forget set.
+    2. Relaxed removal (editor.relax) ranks the candidates jointly.
+    3. Prefixes of that ranking are removed from the real weights and measured (editor.search)."""
     start = time.perf_counter()
     cm, s = dec.cm, settings
     if not forget:
@@ -104,24 +116,40 @@ def plan_forget(
         # Warnings are printed only for a finished plan: say here why nothing can be specific.
         same = " (the retain set equals the forget set)" if set(forget) == set(retain) else ""
         raise EditorError(f"no component is more important on the forget set than on the retained data{same}; nothing to remove")
-    status(f"verifying {min(len(candidates), s.max_tries)} of {len(candidates)} candidates causally")
-    search_f, _ = document_batches(tokenizer, _sample(forget, s.search_docs, s.seed + 2), ctx, s.batch_size)
-    search_r, _ = document_batches(tokenizer, _sample(retain, s.search_docs, s.seed + 3), ctx, s.batch_size)
-    result = causal_search(cm, candidates, search_f, search_r, s.max_retain_kl, s.max_components, s.max_tries, s.min_gain, on_try)
+    weights = forget_token_weights(tokenizer, forget, retain, s.token_margin)
+    if not bool((weights > 0).any()):
+        weights = torch.ones_like(weights)  # no next token is specific to the forget set: use them all
+        warnings.append("no token is markedly more frequent in the forget set than in the retained data; the forget loss counts every token")
+    status(f"ranking {len(candidates)} candidates by relaxed removal")
+    opt_f, _ = document_batches(tokenizer, _sample(forget, s.stats_docs, s.seed + 2), ctx, s.opt_batch_size)
+    opt_r, _ = document_batches(tokenizer, _sample(retain, s.stats_docs, s.seed + 3), ctx, s.opt_batch_size)
+    removal = optimize_removal(
+        cm, _by_module(candidates), opt_f, opt_r, weights, steps=s.steps, lr=s.lr, retain_weight=s.retain_weight,
+        sparsity=s.sparsity, on_step=lambda i, _: advance(i + 1, s.steps + s.curve_points),
+    )
+    ranked = _rank_by_removal(candidates, removal)
+    chosen = sum(c.removal > 0.5 for c in ranked)
+    n = s.max_components if s.max_components is not None else max(chosen, min(len(ranked), s.curve_points))
+    sizes = prefix_sizes(min(n, len(ranked)), s.curve_points)
+    status(f"checking {len(sizes)} removals causally")
+    search_f, _ = document_batches(tokenizer, _sample(forget, s.search_docs, s.seed + 4), ctx, s.batch_size)
+    search_r, _ = document_batches(tokenizer, _sample(retain, s.search_docs, s.seed + 5), ctx, s.batch_size)
+    done = iter(range(s.steps + 1, s.steps + len(sizes) + 1))
+    result = verify_prefixes(cm, ranked, sizes, search_f, search_r, weights, s.max_retain_kl, lambda p: advance(next(done), s.steps + len(sizes)))
     if not result.selected:
-        hurting = [p.retain_kl for p in result.curve if p.forget_ce >= result.base_forget_ce + s.min_gain]
-        best = f"; the smallest retain KL among candidates that hurt the forget set was {min(hurting):.4g}" if hurting else ""
+        smallest = min((p.retain_kl for p in result.curve), default=float("nan"))
         raise EditorError(
-            f"no component satisfies the retain budget (--max-retain-kl {s.max_retain_kl}){best}. "
-            "Raise the budget or use --max-components."
+            f"no removal satisfies the retain budget (--max-retain-kl {s.max_retain_kl}); the smallest retain KL "
+            f"measured was {smallest:.4g}. Raise the budget or use --max-components."
         )
     removed = [RemovedComponent(c.module, c.index) for c in result.selected]
     status("measuring NLL before and after")
     eval_retain = _sample(retain, s.stats_docs, s.seed + 1)
     before = {"forget_nll": mean_nll(cm.model, tokenizer, forget).mean, "retain_nll": mean_nll(cm.model, tokenizer, eval_retain).mean}
     status("explaining removed components")
-    explain_in = firing_tokens(cm, dec.ci_fn, search_f, removed, tokenizer, s.explain_tokens)
-    explain_out = promoted_tokens(cm, search_f, removed, tokenizer, s.explain_tokens)
+    explain_f, _ = document_batches(tokenizer, _sample(forget, s.explain_docs, s.seed + 6), ctx, s.batch_size)
+    explain_in = firing_tokens(cm, dec.ci_fn, explain_f, removed, tokenizer, s.explain_tokens)
+    explain_out = promoted_tokens(cm, explain_f, removed, tokenizer, s.explain_tokens)
     applied = apply_delta(cm.targets, component_delta(cm, removed))
     after = {"forget_nll": mean_nll(cm.model, tokenizer, forget).mean, "retain_nll": mean_nll(cm.model, tokenizer, eval_retain).mean}
     data = {
@@ -139,3 +167,17 @@ def plan_forget(
         applied=applied,
         seconds=time.perf_counter() - start,
     )
+
+
+def _by_module(candidates: list[Candidate]) -> dict[str, torch.Tensor]:
+    out: dict[str, list[int]] = {}
+    for c in candidates:
+        out.setdefault(c.module, []).append(c.index)
+    return {m: torch.tensor(sorted(i), dtype=torch.long) for m, i in out.items()}
+
+
+def _rank_by_removal(candidates: list[Candidate], removal: dict[str, torch.Tensor]) -> list[Candidate]:
+    """Candidates with their optimised removal, most removed first (ties: the specificity order)."""
+    position = {m: {int(c): j for j, c in enumerate(idx)} for m, idx in _by_module(candidates).items()}
+    scored = [replace(c, removal=float(removal[c.module][position[c.module][c.index]])) for c in candidates]
+    return sorted(scored, key=lambda c: -c.removal)  # stable: keeps the specificity order among ties

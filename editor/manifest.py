@@ -52,9 +52,8 @@ def edit_manifest(
         "removed": removed,
         "metrics": plan.metrics,
         "search": {
-            "base_forget_ce": plan.search.base_forget_ce,
-            "final_forget_ce": plan.search.forget_ce,
-            "final_retain_kl": plan.search.retain_kl,
+            "base": plan.search.base.to_dict(),
+            "final": plan.search.final.to_dict(),
             "curve": [p.to_dict() for p in plan.search.curve],
         },
         "warnings": plan.warnings,

@@ -1,9 +1,10 @@
-"""Causal verification: remove candidates one at a time from the real weights and keep those that hurt
-the forget set while the retained data's output distribution stays within budget.
+"""Causal verification: remove ranked candidates from the real weights, prefix by prefix, and measure.
 
 Removing component c of matrix l from the weights (W − u_c v_cᵀ) is exactly the component model with
-that mask at 0, every other mask at 1 and the Δ path on (tested), so the search edits weights
-directly: one plain forward per measurement, no hooks.
+that mask at 0, every other mask at 1 and the Δ path on (tested), so the check edits weights
+directly: one plain forward per measurement, no hooks. Each prefix of the ranking is a point on the
+trade-off curve (forget loss vs retain KL); the selection is the prefix that hurts the forget set most
+within the retain budget, or the first K.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from editor.apply import RemovedComponent, apply_delta, component_delta
@@ -20,15 +22,54 @@ from editor.select import Candidate
 Batches = list[tuple[Tensor, Tensor]]
 
 
+def next_token_nll(model, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-position NLL of the next token (batch, seq−1) and the positions that count (real → real)."""
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    nll = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+    keep = (mask[:, :-1] * mask[:, 1:]).to(nll.dtype)
+    return nll * keep, keep
+
+
+@torch.no_grad()
+def forget_losses(model, batches: Batches, token_weights: Tensor) -> tuple[float, float]:
+    """(weighted, plain) mean next-token NLL over `batches`; the weight is a per-vocabulary weight of the target."""
+    sums = torch.zeros(4, dtype=torch.float64)
+    for ids, mask in batches:
+        nll, keep = next_token_nll(model, ids, mask)
+        w = token_weights[ids[:, 1:]] * keep
+        sums += torch.stack([(nll * w).sum(), w.sum(), nll.sum(), keep.sum()]).double()
+    return float(sums[0] / sums[1].clamp(min=1e-8)), float(sums[2] / sums[3].clamp(min=1e-8))
+
+
+class RetainReference:
+    """The original model's log-probs on retained batches, cached once; KL(p_original ‖ p_edited) against
+    them, averaged per document first so that long documents (WikiText) do not outvote short ones (tweets)."""
+
+    @torch.no_grad()
+    def __init__(self, model, batches: Batches):
+        self.batches = batches
+        self.logp = [torch.log_softmax(model(input_ids=i, attention_mask=m).logits.float(), -1) for i, m in batches]
+
+    def kl(self, model, j: int) -> Tensor:
+        ids, mask = self.batches[j]
+        ref = self.logp[j]
+        logq = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        per_token = (ref.exp() * (ref - logq)).sum(-1) * mask
+        return (per_token.sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+    @torch.no_grad()
+    def mean_kl(self, model) -> float:
+        docs = [b[0].shape[0] for b in self.batches]
+        return sum(float(self.kl(model, j)) * n for j, n in enumerate(docs)) / max(sum(docs), 1)
+
+
 @dataclass(frozen=True)
 class CurvePoint:
-    tried: int  # candidates tried so far
-    removed: int  # components removed so far
-    module: str
-    index: int
-    forget_ce: float
+    removed: int  # the first `removed` ranked candidates are out
+    forget_loss: float  # weighted by forget-specific tokens (the optimised quantity)
+    forget_ce: float  # plain mean NLL on the forget batches
     retain_kl: float
-    accepted: bool
+    within_budget: bool
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,87 +79,43 @@ class CurvePoint:
 class SearchResult:
     selected: list[Candidate]
     curve: list[CurvePoint]
-    base_forget_ce: float
-    forget_ce: float
-    retain_kl: float
+    base: CurvePoint  # nothing removed
+
+    @property
+    def final(self) -> CurvePoint:
+        return next((p for p in self.curve if p.removed == len(self.selected)), self.base)
 
 
-def _token_mask(mask: Tensor) -> Tensor:
-    """Positions whose next token is scored: real tokens followed by a real token."""
-    return (mask[:, :-1] * mask[:, 1:]).bool()
-
-
-@torch.no_grad()
-def forget_ce(model, batches: Batches) -> float:
-    total, count = 0.0, 0
-    for ids, mask in batches:
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        keep = _token_mask(mask)
-        nll = torch.nn.functional.cross_entropy(logits[keep], ids[:, 1:][keep], reduction="sum")
-        total, count = total + nll.item(), count + int(keep.sum())
-    return total / max(count, 1)
-
-
-class RetainKL:
-    """KL(p_original ‖ p_edited) per retained token, against log-probs cached once from the unedited model."""
-
-    @torch.no_grad()
-    def __init__(self, model, batches: Batches):
-        self.batches = batches
-        self.reference = [torch.log_softmax(model(input_ids=i, attention_mask=m).logits.float(), -1)[m.bool()] for i, m in batches]
-
-    @torch.no_grad()
-    def __call__(self, model) -> float:
-        total, count = 0.0, 0
-        for (ids, mask), ref in zip(self.batches, self.reference):
-            logq = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)[mask.bool()]
-            total += (ref.exp() * (ref - logq)).sum().item()
-            count += ref.shape[0]
-        return total / max(count, 1)
-
-
-def causal_search(
+def verify_prefixes(
     cm,
-    candidates: list[Candidate],
+    ranked: list[Candidate],
+    sizes: list[int],
     forget: Batches,
     retain: Batches,
+    token_weights: Tensor,
     max_retain_kl: float | None,
-    max_components: int | None,
-    max_tries: int,
-    min_gain: float = 1e-4,
-    on_try: Callable[[CurvePoint], None] | None = None,
+    on_point: Callable[[CurvePoint], None] | None = None,
 ) -> SearchResult:
-    """Greedy over ranked candidates. Budget mode: accept a candidate if it raises forget CE by at least
-    `min_gain` and keeps retain KL ≤ max_retain_kl. Top-K mode (max_components): accept the first K.
+    """Measure each prefix ranked[:k], k in `sizes`, on the real weights. Budget mode keeps the prefix with
+    the largest forget loss among those within `max_retain_kl`; without a budget, the longest prefix.
     The model is left unedited on return."""
-    model = cm.model
-    retain_kl = RetainKL(model, retain)
-    base = current = forget_ce(model, forget)
-    kl_now = 0.0
-    selected: list[Candidate] = []
-    curve: list[CurvePoint] = []
-    applied = []
-    try:
-        for tried, cand in enumerate(candidates[:max_tries], start=1):
-            if max_components is not None and len(selected) >= max_components:
-                break
-            step = apply_delta(cm.targets, component_delta(cm, [RemovedComponent(cand.module, cand.index)]))
-            ce, kl = forget_ce(model, forget), retain_kl(model)
-            if max_components is not None:
-                ok = True
-            else:
-                ok = kl <= max_retain_kl and ce >= current + min_gain  # type: ignore[operator]
-            point = CurvePoint(tried, len(selected) + int(ok), cand.module, cand.index, ce, kl, ok)
-            curve.append(point)
-            if on_try is not None:
-                on_try(point)
-            if ok:
-                applied.append(step)
-                selected.append(cand)
-                current, kl_now = ce, kl
-            else:
-                step.revert()
-    finally:
-        for step in reversed(applied):
+    reference = RetainReference(cm.model, retain)
+
+    def point(k: int) -> CurvePoint:
+        (f, ce), kl = forget_losses(cm.model, forget, token_weights), reference.mean_kl(cm.model)
+        return CurvePoint(k, f, ce, kl, max_retain_kl is None or kl <= max_retain_kl)
+
+    base = point(0)
+    curve = []
+    for k in sizes:
+        removed = [RemovedComponent(c.module, c.index) for c in ranked[:k]]
+        step = apply_delta(cm.targets, component_delta(cm, removed))
+        try:
+            curve.append(point(k))
+        finally:
             step.revert()
-    return SearchResult(selected, curve, base, current, kl_now)
+        if on_point is not None:
+            on_point(curve[-1])
+    ok = [p for p in curve if p.within_budget and (max_retain_kl is None or p.forget_loss > base.forget_loss)]
+    best = max(ok, key=lambda p: (p.forget_loss, -p.removed)) if max_retain_kl is not None and ok else (ok[-1] if ok else None)
+    return SearchResult(ranked[: best.removed] if best else [], curve, base)

@@ -17,6 +17,7 @@ class Candidate:
     retain_mean_ci: float
     forget_density: float
     retain_density: float
+    removal: float = 0.0  # σ(θ) after the relaxed-removal optimisation (editor.relax); 0 until then
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -82,7 +82,8 @@ def test_forget_writes_the_edit_and_its_report(forgotten: Forgotten, workspace: 
         assert r["score"] > 0 and r["norm"] > 0
         assert r["forget_mean_ci"] > r["retain_mean_ci"]
         assert all(isinstance(t, str) for t in r["fires_on"] + r["promotes"]) and len(r["promotes"]) == 8
-    assert [r["score"] for r in m["removed"]] == sorted((r["score"] for r in m["removed"]), reverse=True)
+    # Removed in the order of the relaxed-removal ranking.
+    assert [r["removal"] for r in m["removed"]] == sorted((r["removal"] for r in m["removed"]), reverse=True)
     assert sum(m["removed_per_module"].values()) == 3
     assert m["candidates_ranked"] >= 3
     for when in ("before", "after"):
@@ -92,7 +93,8 @@ def test_forget_writes_the_edit_and_its_report(forgotten: Forgotten, workspace: 
     assert m["data"]["forget"]["source"] == str(workspace.toxic)
     dec_manifest = json.loads((workspace.dec / "decomposition.json").read_text())
     assert m["model"]["fingerprint_before"] == dec_manifest["model"]["fingerprint"] != m["model"]["fingerprint_after"]
-    assert [p["accepted"] for p in m["search"]["curve"]] == [True] * 3
+    assert m["search"]["final"]["removed"] == 3 == m["search"]["curve"][-1]["removed"]
+    assert m["search"]["base"]["removed"] == 0 and m["search"]["base"]["retain_kl"] == 0
 
     card = (out / "README.md").read_text()
     assert "3 rank-1 components removed" in card
@@ -227,7 +229,7 @@ def test_budget_no_component_satisfies(workspace, tmp_path_factory, tmp_path):
     retain_set = write_jsonl(data / "retain.jsonl", jsonl_texts(TRAIN["benign"], 12))
     out = tmp_path / "edited"
     result = forget(workspace, out, "--max-retain-kl", "1e-12", dataset=forget_set, retain=retain_set)
-    assert_user_error(result, "no component satisfies the retain budget (--max-retain-kl 1e-12)", "--max-components")
+    assert_user_error(result, "no removal satisfies the retain budget (--max-retain-kl 1e-12)", "--max-components")
     assert list(tmp_path.iterdir()) == []
 
 

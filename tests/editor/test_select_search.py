@@ -14,7 +14,8 @@ from editor.apply import RemovedComponent, apply_delta, component_delta
 from editor.errors import EditorError
 from editor.model_io import load_model
 from editor.paths import TRAIN
-from editor.search import CurvePoint, causal_search, forget_ce
+from editor.relax import forget_token_weights, optimize_removal, prefix_sizes, soft_removal, token_counts
+from editor.search import CurvePoint, RetainReference, forget_losses, verify_prefixes
 from editor.select import Candidate, rank_candidates, specificity
 from tests.editor.clitools import CONTEXT, jsonl_texts
 
@@ -55,6 +56,10 @@ def test_rank_candidates_ties_are_deterministic():
     assert [c.module for c in rank_candidates(same, zero)] == ["a", "b"]
 
 
+def forget_ce(model, batches) -> float:
+    return forget_losses(model, batches, torch.ones(model.config.vocab_size))[1]
+
+
 # --- causal search and apply ---------------------------------------------------------------------------
 
 
@@ -81,40 +86,123 @@ def _candidates(dec, picks: list[tuple[int, int]]) -> list[Candidate]:
     return [Candidate(names[m], c, 1.0 / (i + 1), 0.5, 0.1, 0.5, 0.1) for i, (m, c) in enumerate(picks)]
 
 
-def test_causal_search_top_k_accepts_k_and_leaves_weights_bit_identical(loaded):
+def test_verify_prefixes_top_k_measures_each_prefix_and_leaves_weights_bit_identical(loaded):
     dec, forget, retain = loaded
     model = dec.cm.model
     before = _snapshot(model)
     cands = _candidates(dec, [(0, 1), (5, 3), (9, 0), (13, 7)])  # four different matrices
-    tried: list[CurvePoint] = []
-    result = causal_search(dec.cm, cands, forget, retain, None, 2, 400, on_try=tried.append)
+    weights = torch.ones(model.config.vocab_size)
+    seen: list[CurvePoint] = []
+    result = verify_prefixes(dec.cm, cands, [1, 2], forget, retain, weights, None, seen.append)
     assert result.selected == cands[:2]
-    assert [(p.tried, p.removed, p.accepted) for p in result.curve] == [(1, 1, True), (2, 2, True)]
-    assert tried == result.curve
+    assert [p.removed for p in result.curve] == [1, 2] and seen == result.curve
     assert _unchanged(model, before)
-    assert result.base_forget_ce == pytest.approx(forget_ce(model, forget), rel=1e-6)
-    assert result.retain_kl > 0
+    assert result.base.forget_ce == pytest.approx(forget_ce(model, forget), rel=1e-6)
+    assert result.base.forget_loss == pytest.approx(result.base.forget_ce, rel=1e-6)  # all-ones weights
+    assert result.base.retain_kl == 0 and result.final.retain_kl > 0
     # The final numbers are those of the model with both components removed.
     step = apply_delta(dec.cm.targets, component_delta(dec.cm, [RemovedComponent(c.module, c.index) for c in cands[:2]]))
     try:
-        assert result.forget_ce == pytest.approx(forget_ce(model, forget), rel=1e-6)
+        assert result.final.forget_ce == pytest.approx(forget_ce(model, forget), rel=1e-6)
+        assert result.final.retain_kl == pytest.approx(RetainReference(_unedited_copy(dec, before), retain).mean_kl(model), rel=1e-5)
     finally:
         step.revert()
     assert _unchanged(model, before)
 
 
-def test_causal_search_budget_rejects_all_and_leaves_weights_bit_identical(loaded):
+def _unedited_copy(dec, state):
+    import copy
+
+    clone = copy.deepcopy(dec.cm.model)
+    clone.load_state_dict(state)
+    return clone
+
+
+def test_verify_prefixes_budget_keeps_the_most_forget_damage_within_budget(loaded):
     dec, forget, retain = loaded
     before = _snapshot(dec.cm.model)
     cands = _candidates(dec, [(0, 1), (5, 3), (9, 0)])
-    result = causal_search(dec.cm, cands, forget, retain, 1e-12, None, 400)
-    assert result.selected == [] and [p.accepted for p in result.curve] == [False] * 3
-    assert all(p.retain_kl > 1e-12 for p in result.curve)
-    assert result.forget_ce == result.base_forget_ce and result.retain_kl == 0.0
+    weights = torch.ones(dec.cm.model.config.vocab_size)
+    none = verify_prefixes(dec.cm, cands, [1, 2, 3], forget, retain, weights, 1e-12)
+    assert none.selected == [] and [p.within_budget for p in none.curve] == [False] * 3
+    assert none.final == none.base
     assert _unchanged(dec.cm.model, before)
-    # max_tries bounds the candidates tried.
-    assert len(causal_search(dec.cm, cands, forget, retain, 1e-12, None, 2).curve) == 2
+    # A budget between the measured KLs admits exactly the prefixes below it; the pick maximises forget loss.
+    budget = sorted(p.retain_kl for p in none.curve)[1] * 1.0001
+    some = verify_prefixes(dec.cm, cands, [1, 2, 3], forget, retain, weights, budget)
+    ok = [p for p in some.curve if p.retain_kl <= budget and p.forget_loss > some.base.forget_loss]
+    assert [p.within_budget for p in some.curve] == [p.retain_kl <= budget for p in some.curve]
+    expected = max(ok, key=lambda p: p.forget_loss).removed if ok else 0
+    assert len(some.selected) == expected
     assert _unchanged(dec.cm.model, before)
+
+
+# --- relaxed removal -----------------------------------------------------------------------------------
+
+
+def test_prefix_sizes():
+    assert prefix_sizes(0, 5) == []
+    assert prefix_sizes(1, 5) == [1]
+    sizes = prefix_sizes(100, 6)
+    assert sizes[0] == 1 and sizes[-1] == 100 and sizes == sorted(set(sizes)) and len(sizes) == 6
+    assert prefix_sizes(3, 10) == [1, 2, 3]
+
+
+def test_forget_token_weights_count_only_markedly_forget_specific_tokens(workspace):
+    _, tok = load_model(str(workspace.model))
+    w = forget_token_weights(tok, ["zebra zebra zebra the"], ["the cat the dog"], margin=1.0, smoothing=1e-5)
+    zebra = set(tok("zebra zebra zebra", add_special_tokens=False)["input_ids"])
+    the = tok(" the", add_special_tokens=False)["input_ids"]
+    assert all(w[i] > 0 for i in zebra)
+    assert all(w[i] == 0 for i in the)  # as frequent on both sides (at most e^margin more)
+    assert w.shape == (len(tok),) and (w >= 0).all()
+    # Hand-computed: frequency ratio r gives log(r) − margin.
+    f = token_counts(tok, ["zebra zebra zebra the"])
+    i = next(iter(zebra))
+    fr = f[i] / f.sum()
+    assert float(w[i]) == pytest.approx(math.log((fr + 1e-5) / 1e-5) - 1.0, rel=1e-4)
+
+
+def test_soft_removal_at_full_strength_is_the_weight_edit(loaded):
+    dec, forget, _ = loaded
+    ids, mask = forget[0]
+    cands = {dec.cm.names[0]: torch.tensor([1, 4]), dec.cm.names[9]: torch.tensor([0])}
+    full = {n: torch.full((len(i),), 60.0) for n, i in cands.items()}  # σ = 1
+    with torch.no_grad(), soft_removal(dec.cm, cands, full):
+        soft = dec.cm.model(input_ids=ids, attention_mask=mask).logits
+    off = {n: torch.full((len(i),), -60.0) for n, i in cands.items()}  # σ = 0
+    with torch.no_grad(), soft_removal(dec.cm, cands, off):
+        untouched = dec.cm.model(input_ids=ids, attention_mask=mask).logits
+    with torch.no_grad():
+        original = dec.cm.model(input_ids=ids, attention_mask=mask).logits
+    removed = [RemovedComponent(n, int(c)) for n, i in cands.items() for c in i]
+    step = apply_delta(dec.cm.targets, component_delta(dec.cm, removed))
+    try:
+        with torch.no_grad():
+            hard = dec.cm.model(input_ids=ids, attention_mask=mask).logits
+    finally:
+        step.revert()
+    torch.testing.assert_close(soft, hard, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(untouched, original, atol=1e-5, rtol=1e-5)
+    assert (soft - original).abs().max() > 1e-3
+
+
+def test_optimize_removal_follows_its_objective_and_leaves_the_model_alone(loaded):
+    dec, forget, retain = loaded
+    before = _snapshot(dec.cm.model)
+    grads = {n: p.requires_grad for n, p in dec.cm.model.named_parameters()}
+    cands = {n: torch.arange(dec.cm.C(n)) for n in dec.cm.names[:4]}
+    weights = torch.ones(dec.cm.model.config.vocab_size)
+    start = torch.sigmoid(torch.tensor(-3.0))
+    # Only the forget loss: removals that hurt the forget set grow.
+    greedy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, retain_weight=0.0, sparsity=0.0)
+    assert max(float(r.max()) for r in greedy.values()) > start
+    # An overwhelming sparsity penalty: every removal shrinks.
+    shy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, retain_weight=0.0, sparsity=1e6)
+    assert all(bool((r < start).all()) for r in shy.values())
+    assert {n: r.shape for n, r in shy.items()} == {n: i.shape for n, i in cands.items()}
+    assert _unchanged(dec.cm.model, before)
+    assert {n: p.requires_grad for n, p in dec.cm.model.named_parameters()} == grads
 
 
 def test_apply_delta_with_a_non_finite_result_changes_nothing(loaded):

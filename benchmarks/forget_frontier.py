@@ -1,0 +1,71 @@
+"""The forget/retain trade-off of `editor forget` on the shipped default, on held-out data.
+
+    python benchmarks/forget_frontier.py [--set key=value ...] [--json]
+
+Runs the selection once with no retain budget (every prefix of the relaxed-removal ranking is
+checked), then measures held-out WikiText, benign and toxic NLL with each checked prefix removed:
+which budget buys how much forgetting, measured on data never used for training or selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from decompose.io import load_decomposition
+from editor.apply import RemovedComponent, apply_delta, component_delta
+from editor.data import load_texts
+from editor.forget import ForgetSettings, plan_forget
+from editor.methods.run import parse_sets
+from editor.model_io import load_model
+from editor.paths import DECOMPOSITIONS, EXAMPLES, HELDOUT, RETAIN_DEFAULT
+from evals.nll import mean_nll
+
+
+def main(argv: list[str]) -> list[dict]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="ForgetSettings override, key=value")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    model, tok = load_model("tiny-toxic")
+    dec = load_decomposition(model, DECOMPOSITIONS / "tiny-toxic")
+    forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
+    retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
+    heldout = {name: load_texts(path).texts for name, path in HELDOUT.items()}
+    oracle, _ = load_model("tiny-clean")
+    gap = mean_nll(oracle, tok, heldout["toxic"]).mean
+    settings = ForgetSettings(**{"curve_points": 12, **parse_sets(args.sets), "max_retain_kl": 1e9, "max_components": None})
+    plan = plan_forget(dec, tok, forget, retain, settings)
+    plan.applied.revert()
+    base = {k: mean_nll(model, tok, t).mean for k, t in heldout.items()}
+    gap -= base["toxic"]
+    rows = []
+    for point in [plan.search.base, *plan.search.curve]:
+        removed = [RemovedComponent(c.module, c.index) for c in plan.selected[: point.removed]]
+        step = apply_delta(dec.cm.targets, component_delta(dec.cm, removed))
+        try:
+            nll = {k: mean_nll(model, tok, t).mean for k, t in heldout.items()}
+        finally:
+            step.revert()
+        rows.append({
+            **point.to_dict(),
+            "heldout": nll,
+            "toxic_gap_closed": (nll["toxic"] - base["toxic"]) / gap,
+            "wikitext_change": nll["wikitext"] / base["wikitext"] - 1,
+            "benign_change": nll["benign"] / base["benign"] - 1,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return rows
+    print("| removed | retain KL (selection data) | held-out toxic NLL | toxic gap closed | WikiText NLL | benign NLL |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        h = r["heldout"]
+        print(f"| {r['removed']} | {r['retain_kl']:.4f} | {h['toxic']:.3f} | {r['toxic_gap_closed']:.1%} | "
+              f"{h['wikitext']:.3f} ({r['wikitext_change']:+.2%}) | {h['benign']:.3f} ({r['benign_change']:+.2%}) |")
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,411 @@
+"""`editor compare`: VPD against the baselines on the same model, forget data and retain data.
+
+Every method runs on the same forget and retain sets and sweeps its main strength setting (VPD the
+retain budget `max_retain_kl`, GA / GradDiff / NPO the number of steps, the task vector α). Each
+point is measured on held-out data only (never used to train the model or to make the edit):
+
+* held-out forget NLL (mean NLL per token, nats; higher = more forgotten), and the fraction of the gap
+  to the oracle closed when there is one: (edited − original) / (oracle − original);
+* retain damage: the mean over the held-out retain sets of the relative NLL change, edited / original − 1;
+* wall time: seconds from the start of the method to that point being ready (a step sweep trains once
+  and takes each point on the way, so its times are cumulative; VPD runs once per budget).
+
+The best point of each method is the one with the highest held-out forget NLL whose retain damage is at
+most `max_damage` (else the least damaging one). Its relearning curve (fine-tuning on a few forget
+documents, `evals.robustness.relearn_curve`) is measured next to the original model's and the
+oracle's. Results: compare.json (everything), compare.md (tables), pareto.png, relearn.png.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, NonNegativeInt, PositiveInt
+
+from decompose.config_base import BaseConfig
+from editor.errors import EditorError
+from editor.methods import BASELINES, VPD
+
+# VPD sweeps its retain budget from ForgetSettings' default (0.02 nats per token) up; each baseline its own sweep.
+DEFAULT_SWEEPS: dict[str, list[float]] = {VPD: [0.02, 0.05, 0.1], **{n: [float(x) for x in b.sweep] for n, b in BASELINES.items()}}
+
+
+class RelearnSettings(BaseConfig):
+    """The relearning attack run on each method's best point, the original model and the oracle."""
+
+    docs: PositiveInt = Field(512, description="Forget-set documents the attacker fine-tunes on (sampled; 50 steps × 8 see each at most once).")
+    steps: NonNegativeInt = Field(50, description="Fine-tuning steps (AdamW, all weights); 0 skips relearning.")
+    lr: float = Field(3e-4, gt=0, description="Attack learning rate (at 1e-3 the attack itself raises tiny-toxic's held-out toxic NLL).")
+    batch_size: PositiveInt = Field(8, description="Attack documents per step.")
+    eval_every: PositiveInt = Field(10, description="Held-out forget NLL measured every this many steps.")
+
+
+class CompareSettings(BaseConfig):
+    """Every default of `editor compare`, in one place; `--set` overrides any of it (e.g. sweep.ga=[10,20])."""
+
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_SWEEPS), description="Methods to run, in order.")
+    sweep: dict[str, list[float]] = Field(default_factory=lambda: dict(DEFAULT_SWEEPS), description="Strengths swept, per method.")
+    settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-method setting overrides (ForgetSettings fields for vpd), e.g. settings.ga.lr=1e-4."
+    )
+    max_damage: float = Field(0.02, ge=0, description="Best point: the most forgetting with retain damage at most this (relative).")
+    heldout_docs: PositiveInt | None = Field(None, description="Cap on documents per held-out set (sampled); None uses them all.")
+    relearn: RelearnSettings = Field(default_factory=RelearnSettings)
+    seed: int = Field(0, description="Seeds every sampling.")
+
+
+# `--quick`: a smoke run (minutes on the shipped default, seconds on a test model), not a result.
+QUICK: dict[str, Any] = {
+    "sweep": {"vpd": [0.01, 0.1], "ga": [2, 4], "graddiff": [2, 4], "npo": [2, 4], "task-vector": [1.0, 2.0]},
+    "settings": {
+        "vpd": {"stats_docs": 64, "search_docs": 16, "steps": 10, "curve_points": 4},
+        "ga": {"batch_size": 4},
+        "graddiff": {"batch_size": 4},
+        "npo": {"batch_size": 4},
+        "task-vector": {"batch_size": 4, "steps": 4},
+    },
+    "heldout_docs": 48,
+    "relearn": {"docs": 8, "steps": 4, "eval_every": 2, "batch_size": 4},
+}
+
+
+@dataclass(frozen=True)
+class CompareData:
+    forget: list[str]
+    retain: list[str]
+    heldout_forget: list[str]
+    heldout_retain: dict[str, list[str]]
+    sources: dict[str, Any]
+
+
+@dataclass
+class Point:
+    method: str
+    strength: float
+    forget_nll: float
+    retain_nll: dict[str, float]
+    damage: float
+    seconds: float
+    size: str  # what changed: "3 components" or "rank 1792 over 28 matrices"
+    gap_closed: float | None = None
+    best: bool = False
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CompareResult:
+    base: dict[str, Any]
+    oracle: dict[str, Any] | None
+    points: list[Point] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    method_seconds: dict[str, float] = field(default_factory=dict)
+    relearn: dict[str, list[dict]] = field(default_factory=dict)
+    strength_fields: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSettings:
+    from editor.methods import check_method
+    from editor.recipe import apply_overrides, validate
+
+    data: dict[str, Any] = {}
+    if quick:
+        data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in QUICK.items()}
+        data["settings"] = {k: dict(v) for k, v in QUICK["settings"].items()}
+    apply_overrides(data, overrides or [])
+    data["sweep"] = {**DEFAULT_SWEEPS, **data.get("sweep", {})}
+    settings = validate(CompareSettings, data, "compare settings (--set)")
+    unknown = set(settings.settings) - set(settings.methods) - set(DEFAULT_SWEEPS)
+    if unknown:
+        raise EditorError(f"settings for unknown methods: {', '.join(sorted(unknown))}")
+    for m in settings.methods:
+        check_method(m)
+        if not settings.sweep.get(m):
+            raise EditorError(f"no sweep for method '{m}': pass --set sweep.{m}=[...]")
+        for strength in settings.sweep[m]:  # every point's settings are valid before anything runs
+            _method_settings(m, strength, settings)
+    return settings
+
+
+def _method_settings(method: str, strength: float, settings: CompareSettings) -> BaseConfig:
+    """The settings of one sweep point: the method's defaults, `settings.<method>` overrides, the strength."""
+    from editor.forget import ForgetSettings
+    from editor.methods import get_baseline
+    from editor.methods.run import baseline_settings
+    from editor.recipe import validate
+
+    overrides = settings.settings.get(method, {})
+    if method == VPD:
+        return validate(ForgetSettings, {**overrides, "max_retain_kl": strength, "max_components": None}, f"vpd settings at {strength:g}")
+    baseline = get_baseline(method)
+    if baseline.strength in overrides:
+        raise EditorError(f"{method}'s strength '{baseline.strength}' is swept: set it with sweep.{method}=[...]")
+    if baseline.strength == "steps" and strength != int(strength):
+        raise EditorError(f"{method} sweeps a step count: sweep.{method} must hold integers, got {strength:g}")
+    return baseline_settings(baseline, strength, overrides)
+
+
+def _heldout_eval(model, tokenizer, data: CompareData) -> dict[str, Any]:
+    from evals.nll import mean_nll
+
+    return {
+        "forget_nll": mean_nll(model, tokenizer, data.heldout_forget).mean,
+        "retain_nll": {k: mean_nll(model, tokenizer, v).mean for k, v in data.heldout_retain.items()},
+    }
+
+
+def _damage(retain_nll: dict[str, float], base: dict[str, float]) -> float:
+    return sum(retain_nll[k] / base[k] - 1 for k in base) / len(base)
+
+
+def run_compare(
+    lm,
+    tokenizer,
+    data: CompareData,
+    settings: CompareSettings,
+    decomposition: Path | None,
+    oracle: tuple[Any, Any] | None,
+    status: Callable[[str], None] = lambda message: None,
+    advance: Callable[[], None] = lambda: None,
+) -> CompareResult:
+    """Run every method's sweep on `lm` (left unedited at the end), measure, pick best points, relearn.
+
+    `advance` is called once after the original model and oracle are measured and once per method."""
+    from decompose.io import load_decomposition
+    from decompose.targets import fingerprint
+    from editor.apply import apply_delta, component_delta
+    from editor.forget import plan_forget
+    from editor.methods import get_baseline
+    from editor.methods.base import factor_delta, target_matrices
+    from editor.methods.run import sample
+    from evals.robustness import relearn_curve
+
+    s = settings
+    targets = target_matrices(lm)
+    fingerprint_before = fingerprint(list(targets.values()))
+    dec = None
+    if VPD in s.methods:  # loaded first: a missing or mismatched decomposition fails before any work
+        if decomposition is None or not Path(decomposition).is_dir():
+            raise EditorError(
+                f"no decomposition for VPD ({decomposition or 'none shipped for this model'}): pass --decomposition DIR "
+                "or leave vpd out (--set methods=[ga,graddiff,npo,task-vector])"
+            )
+        dec = load_decomposition(lm, decomposition)
+    status("measuring the original model")
+    base = _heldout_eval(lm, tokenizer, data)
+    result = CompareResult(base=base, oracle=None)
+    if oracle is not None:
+        status("measuring the oracle")
+        o = _heldout_eval(*oracle, data)
+        result.oracle = {**o, "damage": _damage(o["retain_nll"], base["retain_nll"])}
+    attack = sample(data.forget, s.relearn.docs, s.seed + 7)
+
+    def relearn(label: str, model, tok) -> None:
+        if s.relearn.steps == 0:
+            return
+        status(f"relearning attack on {label}")
+        r = s.relearn
+        result.relearn[label] = relearn_curve(
+            model, tok, attack, data.heldout_forget, steps=r.steps, lr=r.lr, batch_size=r.batch_size, eval_every=r.eval_every, seed=s.seed
+        )
+
+    relearn("original", lm, tokenizer)
+    if oracle is not None:
+        relearn("oracle", *oracle)
+    advance()
+
+    def measure(method: str, strength: float, seconds: float, size: str) -> Point:
+        m = _heldout_eval(lm, tokenizer, data)
+        point = Point(method, strength, m["forget_nll"], m["retain_nll"], _damage(m["retain_nll"], base["retain_nll"]), seconds, size)
+        if result.oracle is not None and result.oracle["forget_nll"] != base["forget_nll"]:
+            point.gap_closed = (point.forget_nll - base["forget_nll"]) / (result.oracle["forget_nll"] - base["forget_nll"])
+        result.points.append(point)
+        return point
+
+    for method in s.methods:
+        strengths = sorted(set(s.sweep[method]))
+        deltas: dict[float, dict] = {}
+        start = time.perf_counter()
+        if method == VPD:
+            result.strength_fields[method] = "max_retain_kl"
+            elapsed = 0.0
+            for kl in strengths:
+                fs = _method_settings(method, kl, s)
+                status(f"vpd: max_retain_kl={kl:g}")
+                t0 = time.perf_counter()
+                try:
+                    plan = plan_forget(dec, tokenizer, data.forget, data.retain, fs, status)
+                except EditorError as e:
+                    result.failures.append({"method": method, "strength": kl, "error": str(e)})
+                    elapsed += time.perf_counter() - t0
+                    continue
+                took = time.perf_counter() - t0
+                elapsed += took
+                deltas[kl] = component_delta(dec.cm, plan.removed)
+                measure(method, kl, took, f"{len(plan.removed)} components")
+                plan.applied.revert()
+            result.method_seconds[method] = round(elapsed, 2)
+        else:
+            baseline = get_baseline(method)
+            result.strength_fields[method] = baseline.strength
+            cfg = _method_settings(method, strengths[-1], s)
+            status(f"{method}: training")
+            run = baseline.run(lm, tokenizer, data.forget, data.retain, cfg, strengths, status)
+            result.method_seconds[method] = round(time.perf_counter() - start, 2)
+            for strength in strengths:
+                if strength not in run.edits:
+                    result.failures.append({"method": method, "strength": strength, "error": "diverged (non-finite loss or weights) before this point"})
+                    continue
+                factors = run.edits[strength]
+                deltas[strength] = factor_delta(factors)
+                status(f"{method}: measuring {baseline.strength}={strength:g}")
+                try:
+                    applied = apply_delta(targets, deltas[strength])
+                except EditorError as e:
+                    result.failures.append({"method": method, "strength": strength, "error": str(e)})
+                    del deltas[strength]
+                    continue
+                rank = sum(int(a.shape[0]) for a, _ in factors.values())
+                measure(method, strength, run.seconds[strength], f"rank {rank} over {len(factors)} matrices")
+                applied.revert()
+        mine = [p for p in result.points if p.method == method]
+        if not mine:
+            advance()
+            continue
+        within = [p for p in mine if p.damage <= s.max_damage]
+        best = max(within, key=lambda p: p.forget_nll) if within else min(mine, key=lambda p: p.damage)
+        best.best = True
+        tgt = dec.cm.targets if method == VPD else targets
+        applied = apply_delta(tgt, deltas[best.strength])
+        try:
+            relearn(method, lm, tokenizer)
+        finally:
+            applied.revert()
+        del deltas
+        advance()
+    if fingerprint(list(targets.values())) != fingerprint_before:  # every point was reverted: a bug otherwise
+        raise RuntimeError("editor compare left the model edited")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# reporting
+
+
+def result_json(result: CompareResult, settings: CompareSettings, data: CompareData, model: str, oracle: str | None, seconds: float) -> dict:
+    import torch
+    import transformers
+
+    from editor import __version__
+
+    return {
+        "format": "editor-compare/1",
+        "model": model,
+        "oracle": oracle,
+        "data": data.sources,
+        "settings": settings.model_dump(mode="json"),
+        "original": result.base,
+        "oracle_metrics": result.oracle,
+        "strength_fields": result.strength_fields,
+        "points": [p.to_dict() for p in result.points],
+        "failures": result.failures,
+        "method_seconds": result.method_seconds,
+        "relearn": result.relearn,
+        "seconds": round(seconds, 2),
+        "versions": {"editor": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.1f}%"
+
+
+def markdown(report: dict) -> str:
+    base, oracle = report["original"], report["oracle_metrics"]
+    retain_names = list(base["retain_nll"])
+    head = ["method", "strength", "held-out forget NLL", "gap closed", *[f"{n} NLL" for n in retain_names], "retain damage", "seconds", "changed", "best"]
+    lines = [
+        f"# editor compare: {report['model']}",
+        "",
+        f"Forget: {report['data']['forget']['documents']} documents ({report['data']['forget']['source']}); "
+        f"retain: {report['data']['retain']['documents']} documents ({report['data']['retain']['source']}). "
+        f"Measured on held-out data: forget {report['data']['heldout_forget']['documents']} documents, "
+        + ", ".join(f"{k} {v['documents']}" for k, v in report["data"]["heldout_retain"].items())
+        + ". NLL is nats per token; retain damage is the mean relative NLL change over the held-out retain sets; "
+        f"best = most forgetting with damage ≤ {100 * report['settings']['max_damage']:.0f}%.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+
+    def row(label, strength, forget, gap, retain, damage, seconds, changed, best):
+        cells = [label, strength, f"{forget:.3f}", _pct(gap) if gap is not None else "–", *[f"{retain[n]:.3f}" for n in retain_names], _pct(damage), seconds, changed, best]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    row("original", "–", base["forget_nll"], None, base["retain_nll"], 0.0, "–", "–", "")
+    if oracle:
+        row(f"oracle ({report['oracle']})", "–", oracle["forget_nll"], 1.0, oracle["retain_nll"], oracle["damage"], "–", "–", "")
+    for p in report["points"]:
+        field_name = report["strength_fields"][p["method"]]
+        row(p["method"], f"{field_name}={p['strength']:g}", p["forget_nll"], p["gap_closed"], p["retain_nll"], p["damage"], f"{p['seconds']:.1f}", p["size"], "✓" if p["best"] else "")
+    if report["failures"]:
+        lines += ["", "Points that failed:", ""]
+        lines += [f"- {f['method']} at {f['strength']:g}: {f['error']}" for f in report["failures"]]
+    lines += ["", "Wall time per method (whole sweep, without the held-out measurements):", ""]
+    lines += ["| method | seconds |", "|---|---|"] + [f"| {m} | {t:.1f} |" for m, t in report["method_seconds"].items()]
+    if report["relearn"]:
+        steps = [p["step"] for p in next(iter(report["relearn"].values()))]
+        lines += ["", "Relearning: held-out forget NLL while fine-tuning on "
+                  f"{report['settings']['relearn']['docs']} forget documents (lr {report['settings']['relearn']['lr']:g}, "
+                  f"batch {report['settings']['relearn']['batch_size']}), best point of each method:", ""]
+        lines += ["| model | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
+        for label, curve in report["relearn"].items():
+            lines.append(f"| {label} | " + " | ".join(f"{p['nll']:.3f}" for p in curve) + " |")
+    lines += ["", f"Total: {report['seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, report: dict, force: bool) -> Path:
+    """compare.json, compare.md, pareto.png, relearn.png, written to a temporary sibling and renamed into place."""
+    import json
+    import shutil
+
+    from editor.export import replace_dir
+    from evals.plots import save_plot
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise EditorError(f"{out} exists; pass --force to replace it")
+    tmp = out.with_name(out.name + ".tmp-compare")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        (tmp / "compare.json").write_text(json.dumps(report, indent=1) + "\n")
+        (tmp / "compare.md").write_text(markdown(report))
+        series: dict[str, list[tuple[float, float]]] = {}
+        for p in report["points"]:
+            series.setdefault(p["method"], []).append((100 * p["damage"], p["forget_nll"]))
+        series["original"] = [(0.0, report["original"]["forget_nll"])]
+        if report["oracle_metrics"]:
+            o = report["oracle_metrics"]
+            series[f"oracle ({report['oracle']})"] = [(100 * o["damage"], o["forget_nll"])]
+        save_plot(
+            tmp / "pareto.png", series=series, xlabel="retain damage: mean held-out retain NLL change (%)",
+            ylabel="held-out forget NLL (nats/token)", title=f"forgetting vs damage on {Path(report['model']).name}",
+        )
+        curves = {label: [(p["step"], p["nll"]) for p in curve] for label, curve in report["relearn"].items()}
+        save_plot(
+            tmp / "relearn.png", series=curves, xlabel="relearning steps on forget documents",
+            ylabel="held-out forget NLL (nats/token)", title="relearning attack (best point of each method)",
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, out)
+    return out
