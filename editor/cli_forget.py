@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from editor.cli_common import JsonOpt, TextFieldOpt, emit_json, user_errors
-from editor.console import console, progress
+from editor.console import before_after_table, console, progress
 
 ModelOpt = Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")]
 DecompOpt = Annotated[Path | None, typer.Option("--decomposition", help="Decomposition directory (default: the shipped one for the default model).")]
@@ -127,13 +127,7 @@ def _render(manifest: dict) -> None:
     for name, n in manifest["removed_per_module"].items():
         per.add_row(name, str(n))
     console.print(per)
-    m = manifest["metrics"]
-    nll = Table(title="mean NLL per token (nats), on the data given")
-    for col in ("", "before", "after", "change"):
-        nll.add_column(col, justify="right")
-    for k in m["before"]:
-        nll.add_row(k, f"{m['before'][k]:.4f}", f"{m['after'][k]:.4f}", f"{m['after'][k] - m['before'][k]:+.4f}")
-    console.print(nll)
+    console.print(before_after_table(manifest["metrics"]))
     search = manifest["search"]
     trade = Table(title="trade-off explored: the ranking's first k components removed (forget loss counts forget-specific tokens)")
     for col in ("removed", "forget loss", "forget CE", "retain KL", ""):

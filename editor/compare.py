@@ -30,8 +30,8 @@ from decompose.config_base import BaseConfig
 from editor.errors import EditorError
 from editor.methods import BASELINES, VPD
 
-# VPD sweeps its retain budget from ForgetSettings' default (0.02 nats per token) up; each baseline its own sweep.
-DEFAULT_SWEEPS: dict[str, list[float]] = {VPD: [0.02, 0.05, 0.1], **{n: [float(x) for x in b.sweep] for n, b in BASELINES.items()}}
+# VPD sweeps its retain budget around ForgetSettings' default (0.07 nats per token); each baseline its own sweep.
+DEFAULT_SWEEPS: dict[str, list[float]] = {VPD: [0.03, 0.07, 0.15], **{n: [float(x) for x in b.sweep] for n, b in BASELINES.items()}}
 
 
 class RelearnSettings(BaseConfig):

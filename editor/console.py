@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 console = Console(stderr=True)
 
@@ -41,3 +42,14 @@ def progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def before_after_table(metrics: dict[str, dict[str, float]]) -> Table:
+    """The edit's NLL before/after table (metrics = {"before": {name: nll}, "after": {...}})."""
+    table = Table(title="mean NLL per token (nats), on the data given")
+    for col in ("", "before", "after", "change"):
+        table.add_column(col, justify="right")
+    for k, before in metrics["before"].items():
+        after = metrics["after"][k]
+        table.add_row(k, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
+    return table

@@ -27,9 +27,9 @@ class TextDataset:
         return len(self.texts)
 
 
-def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
-    texts: list[str] = []
-    with path.open(encoding="utf-8") as f:
+def jsonl_objects(path: Path):
+    """(line number, object) for each non-blank line of a JSONL file; a malformed line or a non-object is an EditorError."""
+    with Path(path).open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -39,17 +39,23 @@ def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
                 raise EditorError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
             if not isinstance(row, dict):
                 raise EditorError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            if text_field not in row:
-                fields = ", ".join(sorted(row)) or "none"
-                raise EditorError(
-                    f"{path}:{lineno}: row has no '{text_field}' field (fields: {fields}); "
-                    "choose one with --text-field"
-                )
-            value = row[text_field]
-            if not isinstance(value, str):
-                raise EditorError(f"{path}:{lineno}: field '{text_field}' is {type(value).__name__}, not a string")
-            if value.strip():
-                texts.append(value)
+            yield lineno, row
+
+
+def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
+    texts: list[str] = []
+    for lineno, row in jsonl_objects(path):
+        if text_field not in row:
+            fields = ", ".join(sorted(row)) or "none"
+            raise EditorError(
+                f"{path}:{lineno}: row has no '{text_field}' field (fields: {fields}); "
+                "choose one with --text-field"
+            )
+        value = row[text_field]
+        if not isinstance(value, str):
+            raise EditorError(f"{path}:{lineno}: field '{text_field}' is {type(value).__name__}, not a string")
+        if value.strip():
+            texts.append(value)
     return texts
 
 

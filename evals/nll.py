@@ -38,6 +38,19 @@ def context_length(model) -> int:
     return int(getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024))
 
 
+def pad_batch(chunk: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (input_ids, attention_mask, labels) for token-id lists; labels are −100 on padding."""
+    width = max(len(c) for c in chunk)
+    inputs = torch.full((len(chunk), width), pad, dtype=torch.long)
+    labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(chunk), width), dtype=torch.long)
+    for row, c in enumerate(chunk):
+        inputs[row, : len(c)] = torch.tensor(c)
+        labels[row, : len(c)] = torch.tensor(c)
+        mask[row, : len(c)] = 1
+    return inputs, mask, labels
+
+
 @torch.no_grad()
 def mean_nll(model, tokenizer, texts: list[str], batch_size: int = 32, max_len: int | None = None) -> NLL:
     """Mean NLL per token of `texts` under `model` (eval mode, no gradients)."""
@@ -51,15 +64,7 @@ def mean_nll(model, tokenizer, texts: list[str], batch_size: int = 32, max_len: 
     was_training = model.training
     model.eval()
     for i in range(0, len(windows), batch_size):
-        chunk = windows[i : i + batch_size]
-        width = max(len(w) for w in chunk)
-        inputs = torch.full((len(chunk), width), pad, dtype=torch.long)
-        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, w in enumerate(chunk):
-            inputs[row, : len(w)] = torch.tensor(w)
-            labels[row, : len(w)] = torch.tensor(w)
-            mask[row, : len(w)] = 1
+        inputs, mask, labels = pad_batch(windows[i : i + batch_size], pad)
         logits = model(input_ids=inputs.to(device), attention_mask=mask.to(device)).logits.float()
         targets = labels[:, 1:].to(device)
         nll = torch.nn.functional.cross_entropy(

@@ -19,7 +19,7 @@ import random
 import torch
 from torch import nn
 
-from evals.nll import context_length, mean_nll
+from evals.nll import context_length, mean_nll, pad_batch
 
 
 def _batches(tokenizer, texts: list[str], max_len: int, batch_size: int, seed: int):
@@ -34,16 +34,7 @@ def _batches(tokenizer, texts: list[str], max_len: int, batch_size: int, seed: i
         order = list(range(len(ids)))
         rng.shuffle(order)
         for i in range(0, len(order), batch_size):
-            chunk = [ids[j] for j in order[i : i + batch_size]]
-            width = max(len(c) for c in chunk)
-            inputs = torch.full((len(chunk), width), pad, dtype=torch.long)
-            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, c in enumerate(chunk):
-                inputs[row, : len(c)] = torch.tensor(c)
-                labels[row, : len(c)] = torch.tensor(c)
-                mask[row, : len(c)] = 1
-            yield inputs, mask, labels
+            yield pad_batch([ids[j] for j in order[i : i + batch_size]], pad)
 
 
 def relearn_curve(

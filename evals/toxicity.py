@@ -58,18 +58,13 @@ def read_prompts(path: str | Path) -> list[dict]:
     """Rows with a "prompt" field (JSONL) or one prompt per non-blank line (any other file)."""
     path = Path(path)
     if path.suffix.lower() in {".jsonl", ".json", ".ndjson"}:
+        from editor.data import jsonl_objects
+
         rows = []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get("prompt", row.get("text")), str):
-                    raise ValueError(f"{path}:{lineno}: expected an object with a 'prompt' (or 'text') string")
-                rows.append({**row, "prompt": row.get("prompt", row.get("text"))})
+        for lineno, row in jsonl_objects(path):
+            if not isinstance(row.get("prompt", row.get("text")), str):
+                raise ValueError(f"{path}:{lineno}: expected an object with a 'prompt' (or 'text') string")
+            rows.append({**row, "prompt": row.get("prompt", row.get("text"))})
     else:
         with path.open(encoding="utf-8") as f:
             rows = [{"prompt": line.rstrip("\n")} for line in f if line.strip()]

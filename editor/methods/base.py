@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from decompose.config_base import BaseConfig
 from decompose.targets import TargetMatrix, default_patterns, resolve_targets
+from evals.nll import pad_batch
 
 Factors = dict[str, tuple[Tensor, Tensor]]  # module name → (A: r×d_in, B: d_out×r), float32, ΔW = B·A
 Status = Callable[[str], None]
@@ -113,15 +114,7 @@ class TokenBatches:
                 self.order = list(range(len(self.docs)))
                 self.rng.shuffle(self.order)
             chunk.append(self.docs[self.order.pop()])
-        width = max(len(c) for c in chunk)
-        inputs = torch.full((len(chunk), width), self.pad, dtype=torch.long)
-        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, c in enumerate(chunk):
-            inputs[row, : len(c)] = torch.tensor(c)
-            labels[row, : len(c)] = torch.tensor(c)
-            mask[row, : len(c)] = 1
-        return inputs, mask, labels
+        return pad_batch(chunk, self.pad)
 
 
 def sequence_nll(model: nn.Module, inputs: Tensor, mask: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

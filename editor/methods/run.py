@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import torch
-from rich.table import Table
 
 from decompose.config_base import BaseConfig
 from decompose.targets import fingerprint
 from editor import __version__
 from editor.apply import apply_delta
-from editor.console import console, progress
+from editor.console import before_after_table, console, progress
 from editor.errors import EditorError
 from editor.forget import texts_sha256
 from editor.methods import get_baseline
@@ -240,11 +239,5 @@ def render(manifest: dict) -> None:
         f"total rank {sum(c['rank'] for c in changed.values())}",
         highlight=False,
     )
-    m = manifest["metrics"]
-    nll = Table(title="mean NLL per token (nats), on the data given")
-    for col in ("", "before", "after", "change"):
-        nll.add_column(col, justify="right")
-    for k in m["before"]:
-        nll.add_row(k, f"{m['before'][k]:.4f}", f"{m['after'][k]:.4f}", f"{m['after'][k] - m['before'][k]:+.4f}")
-    console.print(nll)
+    console.print(before_after_table(manifest["metrics"]))
     console.print(f"done in {manifest['seconds']:.1f}s", highlight=False)

@@ -1,0 +1,56 @@
+"""A reference point for forget quality that is not an edit: penalise the most forget-specific tokens' logits.
+
+    python benchmarks/logit_penalty_reference.py
+
+Subtracts a constant from the output logits of the N next tokens most over-represented in the forget
+set (the same frequency ratio `editor forget` weights its forget loss by) and measures held-out NLL.
+It shows how far pure output suppression goes on the shipped data, to compare with what removing
+decomposition components achieves (benchmarks/forget_frontier.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from editor.data import load_texts
+from editor.model_io import load_model
+from editor.paths import EXAMPLES, HELDOUT, RETAIN_DEFAULT
+from editor.relax import forget_token_weights
+from evals.nll import mean_nll
+
+
+class Penalised(torch.nn.Module):
+    """The model with `penalty` subtracted from the logits of `tokens` (for evals.nll.mean_nll)."""
+
+    def __init__(self, model, tokens: torch.Tensor, penalty: float):
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.bias = torch.zeros(model.config.vocab_size)
+        self.bias[tokens] = -penalty
+
+    def forward(self, **kwargs):
+        out = self.model(**kwargs)
+        out.logits = out.logits + self.bias
+        return out
+
+
+def main() -> None:
+    model, tok = load_model("tiny-toxic")
+    forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
+    retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
+    order = forget_token_weights(tok, forget, retain, margin=0.0).argsort(descending=True)
+    heldout = {name: load_texts(path).texts for name, path in HELDOUT.items()}
+    oracle, _ = load_model("tiny-clean")
+    base = {k: mean_nll(model, tok, t).mean for k, t in heldout.items()}
+    gap = mean_nll(oracle, tok, heldout["toxic"]).mean - base["toxic"]
+    print("| tokens | penalty | toxic gap closed | WikiText NLL | benign NLL |")
+    print("|---:|---:|---:|---:|---:|")
+    for n in (30, 100):
+        for penalty in (10.0, 20.0):
+            nll = {k: mean_nll(Penalised(model, order[:n], penalty), tok, t).mean for k, t in heldout.items()}
+            print(f"| {n} | {penalty:g} | {(nll['toxic'] - base['toxic']) / gap:.1%} | {nll['wikitext'] / base['wikitext'] - 1:+.2%} | "
+                  f"{nll['benign'] / base['benign'] - 1:+.2%} |")
+
+
+if __name__ == "__main__":
+    main()
