@@ -1,6 +1,6 @@
 """The forget/retain trade-off of `editor forget` on the shipped default, on held-out data.
 
-    python benchmarks/forget_frontier.py [--set key=value ...] [--json]
+    python benchmarks/forget_frontier.py [--decomposition DIR] [--set key=value ...] [--json]
 
 Runs the selection once with no retain budget (every prefix of the relaxed-removal ranking is
 checked), then measures held-out WikiText, benign and toxic NLL with each checked prefix removed:
@@ -26,10 +26,11 @@ from evals.nll import mean_nll
 def main(argv: list[str]) -> list[dict]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", dest="sets", action="append", default=[], help="ForgetSettings override, key=value")
+    ap.add_argument("--decomposition", default=str(DECOMPOSITIONS / "tiny-toxic"), help="a decomposition of tiny-toxic")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     model, tok = load_model("tiny-toxic")
-    dec = load_decomposition(model, DECOMPOSITIONS / "tiny-toxic")
+    dec = load_decomposition(model, args.decomposition)
     forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     heldout = {name: load_texts(path).texts for name, path in HELDOUT.items()}

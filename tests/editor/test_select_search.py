@@ -137,6 +137,22 @@ def test_verify_prefixes_budget_keeps_the_most_forget_damage_within_budget(loade
     assert _unchanged(dec.cm.model, before)
 
 
+def test_forget_losses_weight_positions_by_their_target_token(loaded):
+    dec, forget, _ = loaded
+    model = dec.cm.model
+    ids, mask = forget[0]
+    target = int(ids[0, 3])
+    weights = torch.zeros(model.config.vocab_size)
+    weights[target] = 2.5  # any positive constant on one token: the mean NLL over the positions predicting it
+    weighted, plain = forget_losses(model, [(ids, mask)], weights)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1], -1)
+    nll = -logp.gather(-1, ids[:, 1:, None])[..., 0]
+    keep = (mask[:, :-1] * mask[:, 1:]).bool()
+    assert weighted == pytest.approx(float(nll[keep & (ids[:, 1:] == target)].mean()), rel=1e-5)
+    assert plain == pytest.approx(float(nll[keep].mean()), rel=1e-5)
+
+
 # --- relaxed removal -----------------------------------------------------------------------------------
 
 
