@@ -62,11 +62,16 @@ def edit_manifest(
     }
 
 
+def metrics_rows(metrics: dict[str, dict[str, float]]) -> str:
+    """Markdown table rows `| name | before | after | change |` for a model card."""
+    return "\n".join(
+        f"| {k} | {b:.4f} | {metrics['after'][k]:.4f} | {metrics['after'][k] - b:+.4f} |" for k, b in metrics["before"].items()
+    )
+
+
 def model_card(manifest: dict) -> str:
     m = manifest["metrics"]
-    rows = "\n".join(
-        f"| {k} | {m['before'][k]:.4f} | {m['after'][k]:.4f} | {m['after'][k] - m['before'][k]:+.4f} |" for k in m["before"]
-    )
+    rows = metrics_rows(m)
     per_module = "\n".join(f"| `{name}` | {n} |" for name, n in manifest["removed_per_module"].items())
     d = manifest["data"]
     return f"""---

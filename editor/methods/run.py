@@ -21,6 +21,7 @@ from editor.apply import apply_delta
 from editor.console import before_after_table, console, progress
 from editor.errors import EditorError
 from editor.forget import texts_sha256
+from editor.manifest import metrics_rows
 from editor.methods import get_baseline
 from editor.methods.base import Baseline, Factors, factor_delta, target_matrices
 from editor.recipe import parse_override, validate
@@ -94,9 +95,7 @@ def baseline_manifest(
 
 def baseline_card(manifest: dict) -> str:
     m = manifest["metrics"]
-    rows = "\n".join(
-        f"| {k} | {m['before'][k]:.4f} | {m['after'][k]:.4f} | {m['after'][k] - m['before'][k]:+.4f} |" for k in m["before"]
-    )
+    rows = metrics_rows(m)
     changed = "\n".join(f"| `{n}` | {c['rank']} | {c['delta_frobenius']:.4g} |" for n, c in manifest["changed_modules"].items())
     settings = ", ".join(f"{k}={v}" for k, v in manifest["settings"].items())
     d = manifest["data"]
