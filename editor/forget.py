@@ -121,11 +121,12 @@ def plan_forget(
         weights = torch.ones_like(weights)  # no next token is specific to the forget set: use them all
         warnings.append("no token is markedly more frequent in the forget set than in the retained data; the forget loss counts every token")
     status(f"ranking {len(candidates)} candidates by relaxed removal")
+    total = s.steps + s.curve_points  # progress units: optimisation steps, then at most curve_points checks
     opt_f, _ = document_batches(tokenizer, _sample(forget, s.stats_docs, s.seed + 2), ctx, s.opt_batch_size)
     opt_r, _ = document_batches(tokenizer, _sample(retain, s.stats_docs, s.seed + 3), ctx, s.opt_batch_size)
     removal = optimize_removal(
         cm, _by_module(candidates), opt_f, opt_r, weights, steps=s.steps, lr=s.lr, retain_weight=s.retain_weight,
-        sparsity=s.sparsity, on_step=lambda i, _: advance(i + 1, s.steps + s.curve_points),
+        sparsity=s.sparsity, on_step=lambda i, _: advance(i + 1, total),
     )
     ranked = _rank_by_removal(candidates, removal)
     chosen = sum(c.removal > 0.5 for c in ranked)
@@ -134,8 +135,9 @@ def plan_forget(
     status(f"checking {len(sizes)} removals causally")
     search_f, _ = document_batches(tokenizer, _sample(forget, s.search_docs, s.seed + 4), ctx, s.batch_size)
     search_r, _ = document_batches(tokenizer, _sample(retain, s.search_docs, s.seed + 5), ctx, s.batch_size)
-    done = iter(range(s.steps + 1, s.steps + len(sizes) + 1))
-    result = verify_prefixes(cm, ranked, sizes, search_f, search_r, weights, s.max_retain_kl, lambda p: advance(next(done), s.steps + len(sizes)))
+    done = iter(range(s.steps + 1, total + 1))
+    result = verify_prefixes(cm, ranked, sizes, search_f, search_r, weights, s.max_retain_kl, lambda p: advance(next(done), total))
+    advance(total, total)
     if not result.selected:
         smallest = min((p.retain_kl for p in result.curve), default=float("nan"))
         raise EditorError(

@@ -115,5 +115,7 @@ def prefix_sizes(n: int, points: int) -> list[int]:
     """About `points` prefix lengths from 1 to n, denser at the start (where single removals matter most)."""
     if n <= 0:
         return []
-    sizes = {max(1, round(math.exp(math.log(n) * k / max(points - 1, 1)))) for k in range(points)}
+    if points == 1:
+        return [n]
+    sizes = {max(1, round(math.exp(math.log(n) * k / (points - 1)))) for k in range(points)}
     return sorted(sizes | {n})

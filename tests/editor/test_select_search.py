@@ -162,6 +162,9 @@ def test_prefix_sizes():
     sizes = prefix_sizes(100, 6)
     assert sizes[0] == 1 and sizes[-1] == 100 and sizes == sorted(set(sizes)) and len(sizes) == 6
     assert prefix_sizes(3, 10) == [1, 2, 3]
+    assert prefix_sizes(7, 1) == [7]
+    # Never more than `points` sizes: the progress bar of `editor forget` counts on it.
+    assert all(len(prefix_sizes(n, p)) <= p for n in range(1, 300) for p in range(1, 15))
 
 
 def test_forget_token_weights_count_only_markedly_forget_specific_tokens(workspace):
