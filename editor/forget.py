@@ -124,11 +124,12 @@ def plan_forget(
     total = s.steps + s.curve_points  # progress units: optimisation steps, then at most curve_points checks
     opt_f, _ = document_batches(tokenizer, _sample(forget, s.stats_docs, s.seed + 2), ctx, s.opt_batch_size)
     opt_r, _ = document_batches(tokenizer, _sample(retain, s.stats_docs, s.seed + 3), ctx, s.opt_batch_size)
+    by_module = _by_module(candidates)
     removal = optimize_removal(
-        cm, _by_module(candidates), opt_f, opt_r, weights, steps=s.steps, lr=s.lr, retain_weight=s.retain_weight,
+        cm, by_module, opt_f, opt_r, weights, steps=s.steps, lr=s.lr, retain_weight=s.retain_weight,
         sparsity=s.sparsity, on_step=lambda i, _: advance(i + 1, total),
     )
-    ranked = _rank_by_removal(candidates, removal)
+    ranked = _rank_by_removal(candidates, by_module, removal)
     chosen = sum(c.removal > 0.5 for c in ranked)
     n = s.max_components if s.max_components is not None else max(chosen, min(len(ranked), s.curve_points))
     sizes = prefix_sizes(min(n, len(ranked)), s.curve_points)
@@ -178,8 +179,9 @@ def _by_module(candidates: list[Candidate]) -> dict[str, torch.Tensor]:
     return {m: torch.tensor(sorted(i), dtype=torch.long) for m, i in out.items()}
 
 
-def _rank_by_removal(candidates: list[Candidate], removal: dict[str, torch.Tensor]) -> list[Candidate]:
-    """Candidates with their optimised removal, most removed first (ties: the specificity order)."""
-    position = {m: {int(c): j for j, c in enumerate(idx)} for m, idx in _by_module(candidates).items()}
+def _rank_by_removal(candidates: list[Candidate], by_module: dict[str, torch.Tensor], removal: dict[str, torch.Tensor]) -> list[Candidate]:
+    """Candidates with their optimised removal (`removal[m][j]` belongs to index `by_module[m][j]`), most
+    removed first (ties: the specificity order)."""
+    position = {m: {int(c): j for j, c in enumerate(idx)} for m, idx in by_module.items()}
     scored = [replace(c, removal=float(removal[c.module][position[c.module][c.index]])) for c in candidates]
     return sorted(scored, key=lambda c: -c.removal)  # stable: keeps the specificity order among ties

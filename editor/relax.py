@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from editor.search import Batches, RetainReference, next_token_nll
+from editor.search import Batches, RetainReference, next_token_nll, target_weights
 
 Candidates = dict[str, Tensor]  # module → candidate component indices (long)
 
@@ -71,14 +71,15 @@ def optimize_removal(
     retain: Batches,
     token_weights: Tensor,
     *,
-    steps: int = 60,
-    lr: float = 0.1,
-    retain_weight: float = 3.0,
-    sparsity: float = 1e-3,
+    steps: int,
+    lr: float,
+    retain_weight: float,
+    sparsity: float,
     init: float = -3.0,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Tensor]:
-    """σ(θ) per candidate after `steps` Adam steps on (−forget loss + retain_weight·KL + sparsity·Σr).
+    """σ(θ) per candidate after `steps` Adam steps on (−forget loss + retain_weight·KL + sparsity·Σr);
+    the settings' defaults live in editor.forget.ForgetSettings.
 
     Batches are cycled; the model's own parameters are not touched (only θ gets gradients). Works
     with the model's Conv1D modules too: hooks see (…, d_in) inputs and (…, d_out) outputs."""
@@ -95,7 +96,7 @@ def optimize_removal(
             for step in range(steps):
                 ids, mask = forget[step % len(forget)]
                 nll, keep = next_token_nll(cm.model, ids, mask)
-                w = token_weights[ids[:, 1:]] * keep
+                w = target_weights(token_weights, ids, keep)
                 forget_loss = (nll * w).sum() / w.sum().clamp(min=1e-8)
                 kl = reference.kl(cm.model, step % len(retain))
                 removed = sum(torch.sigmoid(t).sum() for t in theta.values())

@@ -30,13 +30,18 @@ def next_token_nll(model, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return nll * keep, keep
 
 
+def target_weights(token_weights: Tensor, ids: Tensor, keep: Tensor) -> Tensor:
+    """Each scored position's weight: the per-vocabulary weight of the token it predicts (0 where not scored)."""
+    return token_weights[ids[:, 1:]] * keep
+
+
 @torch.no_grad()
 def forget_losses(model, batches: Batches, token_weights: Tensor) -> tuple[float, float]:
     """(weighted, plain) mean next-token NLL over `batches`; the weight is a per-vocabulary weight of the target."""
     sums = torch.zeros(4, dtype=torch.float64)
     for ids, mask in batches:
         nll, keep = next_token_nll(model, ids, mask)
-        w = token_weights[ids[:, 1:]] * keep
+        w = target_weights(token_weights, ids, keep)
         sums += torch.stack([(nll * w).sum(), w.sum(), nll.sum(), keep.sum()]).double()
     return float(sums[0] / sums[1].clamp(min=1e-8)), float(sums[2] / sums[3].clamp(min=1e-8))
 
@@ -116,6 +121,9 @@ def verify_prefixes(
             step.revert()
         if on_point is not None:
             on_point(curve[-1])
-    ok = [p for p in curve if p.within_budget and (max_retain_kl is None or p.forget_loss > base.forget_loss)]
-    best = max(ok, key=lambda p: (p.forget_loss, -p.removed)) if max_retain_kl is not None and ok else (ok[-1] if ok else None)
+    if max_retain_kl is None:
+        best = curve[-1] if curve else None
+    else:
+        ok = [p for p in curve if p.within_budget and p.forget_loss > base.forget_loss]
+        best = max(ok, key=lambda p: (p.forget_loss, -p.removed), default=None)
     return SearchResult(ranked[: best.removed] if best else [], curve, base)

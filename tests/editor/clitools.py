@@ -67,9 +67,21 @@ def wikitext_lines(n: int, words: int = 30) -> list[str]:
         return list(islice(lines, n))
 
 
+def _save_random(config, tok, dest: Path, seed: int) -> Path:
+    """A model with random weights from `config` (seeded), saved with `tok`."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(dest)
+    tok.save_pretrained(dest)
+    return dest
+
+
 def save_tiny_llama(dest: Path, seed: int = 0) -> Path:
     """A random 2-layer Llama sized for the shipped tokenizer, saved with that tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoTokenizer, LlamaConfig
 
     tok = AutoTokenizer.from_pretrained(TOKENIZER)
     config = LlamaConfig(
@@ -85,12 +97,19 @@ def save_tiny_llama(dest: Path, seed: int = 0) -> Path:
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config)
-    model.save_pretrained(dest)
-    tok.save_pretrained(dest)
-    return dest
+    return _save_random(config, tok, dest, seed)
+
+
+def save_tiny_gpt2(dest: Path, seed: int = 0) -> Path:
+    """A random 2-layer GPT-2 (Conv1D matrices, tied embeddings) sized for the shipped tokenizer."""
+    from transformers import AutoTokenizer, GPT2Config
+
+    tok = AutoTokenizer.from_pretrained(TOKENIZER)
+    config = GPT2Config(
+        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=64,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    return _save_random(config, tok, dest, seed)
 
 
 def invoke(*args: str | Path):

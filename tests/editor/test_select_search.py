@@ -12,6 +12,7 @@ from decompose.io import load_decomposition
 from decompose.stats import ComponentStats
 from editor.apply import RemovedComponent, apply_delta, component_delta
 from editor.errors import EditorError
+from editor.forget import ForgetSettings
 from editor.model_io import load_model
 from editor.paths import TRAIN
 from editor.relax import forget_token_weights, optimize_removal, prefix_sizes, soft_removal, token_counts
@@ -214,10 +215,10 @@ def test_optimize_removal_follows_its_objective_and_leaves_the_model_alone(loade
     weights = torch.ones(dec.cm.model.config.vocab_size)
     start = torch.sigmoid(torch.tensor(-3.0))
     # Only the forget loss: removals that hurt the forget set grow.
-    greedy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, retain_weight=0.0, sparsity=0.0)
+    greedy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=ForgetSettings().lr, retain_weight=0.0, sparsity=0.0)
     assert max(float(r.max()) for r in greedy.values()) > start
     # An overwhelming sparsity penalty: every removal shrinks.
-    shy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, retain_weight=0.0, sparsity=1e6)
+    shy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=ForgetSettings().lr, retain_weight=0.0, sparsity=1e6)
     assert all(bool((r < start).all()) for r in shy.values())
     assert {n: r.shape for n, r in shy.items()} == {n: i.shape for n, i in cands.items()}
     assert _unchanged(dec.cm.model, before)
