@@ -19,8 +19,8 @@ from editor.data import load_texts
 from editor.forget import ForgetSettings, plan_forget
 from editor.methods.run import parse_sets
 from editor.model_io import load_model
-from editor.paths import DECOMPOSITIONS, EXAMPLES, HELDOUT, RETAIN_DEFAULT
-from evals.nll import mean_nll
+from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
+from heldout import TABLE_HEAD, Heldout, cells
 
 
 def main(argv: list[str]) -> list[dict]:
@@ -33,38 +33,26 @@ def main(argv: list[str]) -> list[dict]:
     dec = load_decomposition(model, args.decomposition)
     forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
-    heldout = {name: load_texts(path).texts for name, path in HELDOUT.items()}
-    oracle, _ = load_model("tiny-clean")
-    gap = mean_nll(oracle, tok, heldout["toxic"]).mean
     settings = ForgetSettings(**{"curve_points": 12, **parse_sets(args.sets), "max_retain_kl": 1e9, "max_components": None})
     plan = plan_forget(dec, tok, forget, retain, settings)
     plan.applied.revert()
-    base = {k: mean_nll(model, tok, t).mean for k, t in heldout.items()}
-    gap -= base["toxic"]
+    heldout = Heldout(model, tok)
     rows = []
     for point in [plan.search.base, *plan.search.curve]:
         removed = [RemovedComponent(c.module, c.index) for c in plan.selected[: point.removed]]
         step = apply_delta(dec.cm.targets, component_delta(dec.cm, removed))
         try:
-            nll = {k: mean_nll(model, tok, t).mean for k, t in heldout.items()}
+            rows.append({**point.to_dict(), **heldout.score(model)})
         finally:
             step.revert()
-        rows.append({
-            **point.to_dict(),
-            "heldout": nll,
-            "toxic_gap_closed": (nll["toxic"] - base["toxic"]) / gap,
-            "wikitext_change": nll["wikitext"] / base["wikitext"] - 1,
-            "benign_change": nll["benign"] / base["benign"] - 1,
-        })
     if args.json:
         print(json.dumps(rows, indent=1))
         return rows
-    print("| removed | retain KL (selection data) | held-out toxic NLL | toxic gap closed | WikiText NLL | benign NLL |")
+    print(heldout.oracle_line() + "\n")
+    print("| removed | retain KL (selection data) | held-out toxic NLL " + TABLE_HEAD)
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        h = r["heldout"]
-        print(f"| {r['removed']} | {r['retain_kl']:.4f} | {h['toxic']:.3f} | {r['toxic_gap_closed']:.1%} | "
-              f"{h['wikitext']:.3f} ({r['wikitext_change']:+.2%}) | {h['benign']:.3f} ({r['benign_change']:+.2%}) |")
+        print(f"| {r['removed']} | {r['retain_kl']:.4f} | {r['heldout']['toxic']:.3f} " + cells(r))
     return rows
 
 

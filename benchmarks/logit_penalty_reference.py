@@ -14,9 +14,9 @@ import torch
 
 from editor.data import load_texts
 from editor.model_io import load_model
-from editor.paths import EXAMPLES, HELDOUT, RETAIN_DEFAULT
+from editor.paths import EXAMPLES, RETAIN_DEFAULT
 from editor.relax import forget_token_weights
-from evals.nll import mean_nll
+from heldout import TABLE_HEAD, Heldout, cells
 
 
 class Penalised(torch.nn.Module):
@@ -39,17 +39,13 @@ def main() -> None:
     forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     order = forget_token_weights(tok, forget, retain, margin=0.0).argsort(descending=True)
-    heldout = {name: load_texts(path).texts for name, path in HELDOUT.items()}
-    oracle, _ = load_model("tiny-clean")
-    base = {k: mean_nll(model, tok, t).mean for k, t in heldout.items()}
-    gap = mean_nll(oracle, tok, heldout["toxic"]).mean - base["toxic"]
-    print("| tokens | penalty | toxic gap closed | WikiText NLL | benign NLL |")
+    heldout = Heldout(model, tok)
+    print(heldout.oracle_line() + "\n")
+    print("| tokens | penalty " + TABLE_HEAD)
     print("|---:|---:|---:|---:|---:|")
     for n in (30, 100):
         for penalty in (10.0, 20.0):
-            nll = {k: mean_nll(Penalised(model, order[:n], penalty), tok, t).mean for k, t in heldout.items()}
-            print(f"| {n} | {penalty:g} | {(nll['toxic'] - base['toxic']) / gap:.1%} | {nll['wikitext'] / base['wikitext'] - 1:+.2%} | "
-                  f"{nll['benign'] / base['benign'] - 1:+.2%} |")
+            print(f"| {n} | {penalty:g} " + cells(heldout.score(Penalised(model, order[:n], penalty))))
 
 
 if __name__ == "__main__":
