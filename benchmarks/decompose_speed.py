@@ -7,7 +7,8 @@
 
 Prints one JSON object. Compare ratios within one run: these CPUs are shared and noisy. `--compare`
 alternates short rounds of the reference path (`Decomposer.set_fast(False)`: same math, plain autograd)
-and the optimised one in one process and reports both rates and their ratio; `--cpu-time` measures
+and the optimised one in one process and reports both rates, their ratio and how far apart their loss
+curves are (same parameters, seeds, batches and masks); `--cpu-time` measures
 process CPU time instead of wall time, which other processes on the machine disturb much less.
 """
 
@@ -115,6 +116,20 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def curve_difference(a: list[dict], b: list[dict], window: int) -> dict[str, dict[str, float]]:
+    """Per loss term: each curve's mean over its last `window` steps, and the largest gap between the
+    two curves' `window`-step means, relative to the larger of the two. Two float implementations of
+    the same training drift apart step by step (summation order), so single steps are not compared."""
+    out = {}
+    for k in (k for k in a[0] if k not in ("lr", "p")):
+        x, y = torch.tensor([r[k] for r in a], dtype=torch.float64), torch.tensor([r[k] for r in b], dtype=torch.float64)
+        n = len(x) // window * window
+        mx, my = x[:n].view(-1, window).mean(1), y[:n].view(-1, window).mean(1)
+        gap = (mx - my).abs() / torch.maximum(mx.abs(), my.abs()).clamp(min=1e-30)
+        out[k] = {"reference_last": float(mx[-1]), "optimised_last": float(my[-1]), "max_window_rel_gap": float(gap.max())}
+    return out
+
+
 def compare(fast, cfg, model, stream, args, sync) -> dict:
     """Alternate rounds of the reference and the optimised path (two decomposers of the same model) and report both."""
     import copy
@@ -130,12 +145,13 @@ def compare(fast, cfg, model, stream, args, sync) -> dict:
         for _ in range(args.warmup):
             dec.train_step()
     rates: dict[str, list[float]] = {"reference": [], "optimised": []}
+    curves: dict[str, list[dict]] = {"reference": [], "optimised": []}
     for _ in range(args.rounds):
         for name, dec in (("reference", ref), ("optimised", fast)):
             sync()
             start = clock()
             for _ in range(args.round_steps):
-                dec.train_step()
+                curves[name].append(dec.train_step())
             sync()
             rates[name].append(args.round_steps / (clock() - start))
     med = {k: statistics.median(v) for k, v in rates.items()}
@@ -151,6 +167,8 @@ def compare(fast, cfg, model, stream, args, sync) -> dict:
         "ratio_best": round(best["optimised"] / best["reference"], 3),
         "rounds": args.rounds,
         "round_steps": args.round_steps,
+        # Both paths start from the same parameters and seeds and see the same batches and masks.
+        "loss_curves": curve_difference(curves["reference"], curves["optimised"], args.round_steps),
     }
     print(json.dumps(result, indent=1))
     return result
