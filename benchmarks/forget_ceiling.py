@@ -8,30 +8,29 @@ matrices. This trains an unconstrained (full-rank) edit of the same matrices wit
 selection optimises (`editor.relax`: forget loss on forget-specific next tokens minus
 retain_weight × retain KL to the original), on the same selection data, and measures held-out
 NLL along the way. `--rank R` restricts the edit to rank R per matrix (ΔW = A Bᵀ, a LoRA), so
-`--rank 1` asks what removing one well-chosen rank-1 piece per matrix could do. Compare its trade-off with benchmarks/forget_frontier.py: the distance between
-the two is what the decomposition's components cost, not the selection.
+`--rank 1` asks what removing one well-chosen rank-1 piece per matrix could do. Compare its
+trade-off with benchmarks/forget_frontier.py: the distance between the two is what the
+decomposition's components cost, not the selection.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 
 import torch
 
-from decompose.data import document_batches
 from decompose.io import load_decomposition
 from editor.data import load_texts
-from editor.forget import ForgetSettings
+from editor.forget import ForgetSettings, optimisation_batches
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
 from editor.relax import forget_token_weights
-from editor.search import RetainReference, next_token_nll, target_weights
+from editor.search import RetainReference, weighted_forget_loss
 from evals.nll import context_length
-from heldout import TABLE_HEAD, Heldout, cells
+from heldout import Heldout, print_table
 
 
 def low_rank_edit(modules: list[torch.nn.Module], rank: int) -> list[torch.Tensor]:
@@ -60,9 +59,7 @@ def main(argv: list[str]) -> list[dict]:
     s = ForgetSettings()
     forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
-    ctx = context_length(model)
-    opt_f, _ = document_batches(tok, random.Random(s.seed + 2).sample(forget, s.stats_docs), ctx, s.opt_batch_size)
-    opt_r, _ = document_batches(tok, random.Random(s.seed + 3).sample(retain, s.stats_docs), ctx, s.opt_batch_size)
+    opt_f, opt_r = optimisation_batches(tok, forget, retain, s, context_length(model))
     weights = forget_token_weights(tok, forget, retain, s.token_margin)
     heldout = Heldout(model, tok)
     reference = RetainReference(model, opt_r)
@@ -75,9 +72,7 @@ def main(argv: list[str]) -> list[dict]:
     rows, start = [], time.perf_counter()
     for step in range(1, args.steps + 1):
         ids, mask = opt_f[step % len(opt_f)]
-        nll, keep = next_token_nll(model, ids, mask)
-        w = target_weights(weights, ids, keep)
-        forget_loss = (nll * w).sum() / w.sum().clamp(min=1e-8)
+        forget_loss = weighted_forget_loss(model, ids, mask, weights)
         kl = reference.kl(model, step % len(opt_r))
         loss = -forget_loss + args.retain_weight * kl
         opt.zero_grad(set_to_none=True)
@@ -92,11 +87,7 @@ def main(argv: list[str]) -> list[dict]:
         print(json.dumps(rows, indent=1))
         return rows
     print(f"{len(modules)} matrices, rank {args.rank or 'full'}, retain weight {args.retain_weight:g}, lr {args.lr:g}")
-    print(heldout.oracle_line() + "\n")
-    print("| step " + TABLE_HEAD)
-    print("|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['step']} " + cells(r))
+    print_table(heldout, ["step"], [([str(r["step"])], r) for r in rows])
     return rows
 
 

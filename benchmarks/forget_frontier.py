@@ -20,7 +20,7 @@ from editor.forget import ForgetSettings, plan_forget
 from editor.methods.run import parse_sets
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
-from heldout import TABLE_HEAD, Heldout, cells
+from heldout import Heldout, print_table
 
 
 def main(argv: list[str]) -> list[dict]:
@@ -48,11 +48,8 @@ def main(argv: list[str]) -> list[dict]:
     if args.json:
         print(json.dumps(rows, indent=1))
         return rows
-    print(heldout.oracle_line() + "\n")
-    print("| removed | retain KL (selection data) | held-out toxic NLL " + TABLE_HEAD)
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['removed']} | {r['retain_kl']:.4f} | {r['heldout']['toxic']:.3f} " + cells(r))
+    columns = ["removed", "retain KL (selection data)", "held-out toxic NLL"]
+    print_table(heldout, columns, [([str(r["removed"]), f"{r['retain_kl']:.4f}", f"{r['heldout']['toxic']:.3f}"], r) for r in rows])
     return rows
 
 

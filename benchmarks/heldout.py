@@ -12,7 +12,6 @@ from editor.model_io import load_model
 from editor.paths import HELDOUT
 from evals.nll import mean_nll
 
-TABLE_HEAD = "| toxic gap closed | WikiText NLL | benign NLL |"
 
 
 class Heldout:
@@ -42,8 +41,13 @@ class Heldout:
                 f"({o['wikitext'] / self.base['wikitext'] - 1:+.2%}), benign {o['benign']:.3f} ({o['benign'] / self.base['benign'] - 1:+.2%})")
 
 
-def cells(row: dict) -> str:
-    """The TABLE_HEAD cells of a `Heldout.score` row."""
-    h = row["heldout"]
-    return (f"| {row['toxic_gap_closed']:.1%} | {h['wikitext']:.3f} ({row['wikitext_change']:+.2%}) | "
-            f"{h['benign']:.3f} ({row['benign_change']:+.2%}) |")
+def print_table(heldout: Heldout, columns: list[str], rows: list[tuple[list[str], dict]]) -> None:
+    """The oracle line, then a markdown table: the given leading columns, then each score's gap closed,
+    WikiText and benign NLL. `rows` pairs the leading cells with a `Heldout.score` result."""
+    print(heldout.oracle_line() + "\n")
+    print("| " + " | ".join([*columns, "toxic gap closed", "WikiText NLL", "benign NLL"]) + " |")
+    print("|" + "---:|" * (len(columns) + 3))
+    for lead, r in rows:
+        h = r["heldout"]
+        cells = [f"{r['toxic_gap_closed']:.1%}", f"{h['wikitext']:.3f} ({r['wikitext_change']:+.2%})", f"{h['benign']:.3f} ({r['benign_change']:+.2%})"]
+        print("| " + " | ".join([*lead, *cells]) + " |")

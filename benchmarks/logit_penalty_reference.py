@@ -16,7 +16,7 @@ from editor.data import load_texts
 from editor.model_io import load_model
 from editor.paths import EXAMPLES, RETAIN_DEFAULT
 from editor.relax import forget_token_weights
-from heldout import TABLE_HEAD, Heldout, cells
+from heldout import Heldout, print_table
 
 
 class Penalised(torch.nn.Module):
@@ -40,12 +40,8 @@ def main() -> None:
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     order = forget_token_weights(tok, forget, retain, margin=0.0).argsort(descending=True)
     heldout = Heldout(model, tok)
-    print(heldout.oracle_line() + "\n")
-    print("| tokens | penalty " + TABLE_HEAD)
-    print("|---:|---:|---:|---:|---:|")
-    for n in (30, 100):
-        for penalty in (10.0, 20.0):
-            print(f"| {n} | {penalty:g} " + cells(heldout.score(Penalised(model, order[:n], penalty))))
+    rows = [([str(n), f"{penalty:g}"], heldout.score(Penalised(model, order[:n], penalty))) for n in (30, 100) for penalty in (10.0, 20.0)]
+    print_table(heldout, ["tokens", "penalty"], rows)
 
 
 if __name__ == "__main__":

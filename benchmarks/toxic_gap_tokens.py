@@ -12,25 +12,24 @@ import argparse
 import sys
 
 import torch
-import torch.nn.functional as F
 
+from decompose.data import document_batches
 from editor.data import load_texts
 from editor.model_io import load_model
 from editor.paths import HELDOUT
+from editor.search import next_token_nll
 from evals.nll import context_length
 
 
 @torch.no_grad()
 def token_nll(model, tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(target ids, NLL) of every predicted position, each document in one window (tweets are short)."""
+    """(target ids, NLL) of every predicted position; each document one row (tweets fit the context)."""
+    batches, _ = document_batches(tokenizer, texts, context_length(model), 64)
     ids_all, nll_all = [], []
-    for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]:
-        ids = torch.tensor(ids[: context_length(model)])[None]
-        if ids.shape[1] < 2:
-            continue
-        logits = model(input_ids=ids).logits[0, :-1].float()
-        ids_all.append(ids[0, 1:])
-        nll_all.append(F.cross_entropy(logits, ids[0, 1:], reduction="none"))
+    for ids, mask in batches:
+        nll, keep = next_token_nll(model, ids, mask)
+        ids_all.append(ids[:, 1:][keep.bool()])
+        nll_all.append(nll[keep.bool()])
     return torch.cat(ids_all), torch.cat(nll_all)
 
 

@@ -23,7 +23,7 @@ from editor.apply import AppliedDelta, RemovedComponent, apply_delta, component_
 from editor.errors import EditorError
 from editor.explain import firing_tokens, promoted_tokens
 from editor.relax import forget_token_weights, optimize_removal, prefix_sizes
-from editor.search import SearchResult, verify_prefixes
+from editor.search import Batches, SearchResult, verify_prefixes
 from editor.select import Candidate, rank_candidates
 from evals.nll import context_length, mean_nll
 
@@ -80,6 +80,13 @@ def _sample(texts: list[str], n: int, seed: int) -> list[str]:
     return texts if len(texts) <= n else random.Random(seed).sample(texts, n)
 
 
+def optimisation_batches(tokenizer, forget: list[str], retain: list[str], s: ForgetSettings, ctx: int) -> tuple[Batches, Batches]:
+    """The forget and retain batches the relaxed removal optimises on (a sample of each, seeded)."""
+    opt_f, _ = document_batches(tokenizer, _sample(forget, s.stats_docs, s.seed + 2), ctx, s.opt_batch_size)
+    opt_r, _ = document_batches(tokenizer, _sample(retain, s.stats_docs, s.seed + 3), ctx, s.opt_batch_size)
+    return opt_f, opt_r
+
+
 def plan_forget(
     dec: Decomposition,
     tokenizer,
@@ -122,8 +129,7 @@ def plan_forget(
         warnings.append("no token is markedly more frequent in the forget set than in the retained data; the forget loss counts every token")
     status(f"ranking {len(candidates)} candidates by relaxed removal")
     total = s.steps + s.curve_points  # progress units: optimisation steps, then at most curve_points checks
-    opt_f, _ = document_batches(tokenizer, _sample(forget, s.stats_docs, s.seed + 2), ctx, s.opt_batch_size)
-    opt_r, _ = document_batches(tokenizer, _sample(retain, s.stats_docs, s.seed + 3), ctx, s.opt_batch_size)
+    opt_f, opt_r = optimisation_batches(tokenizer, forget, retain, s, ctx)
     by_module = _by_module(candidates)
     removal = optimize_removal(
         cm, by_module, opt_f, opt_r, weights, steps=s.steps, lr=s.lr, retain_weight=s.retain_weight,

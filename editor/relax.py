@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from editor.search import Batches, RetainReference, next_token_nll, target_weights
+from editor.search import Batches, RetainReference, weighted_forget_loss
 
 Candidates = dict[str, Tensor]  # module → candidate component indices (long)
 
@@ -95,9 +95,7 @@ def optimize_removal(
         with soft_removal(cm, candidates, theta):
             for step in range(steps):
                 ids, mask = forget[step % len(forget)]
-                nll, keep = next_token_nll(cm.model, ids, mask)
-                w = target_weights(token_weights, ids, keep)
-                forget_loss = (nll * w).sum() / w.sum().clamp(min=1e-8)
+                forget_loss = weighted_forget_loss(cm.model, ids, mask, token_weights)
                 kl = reference.kl(cm.model, step % len(retain))
                 removed = sum(torch.sigmoid(t).sum() for t in theta.values())
                 loss = -forget_loss + retain_weight * kl + sparsity * removed

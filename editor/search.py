@@ -35,6 +35,13 @@ def target_weights(token_weights: Tensor, ids: Tensor, keep: Tensor) -> Tensor:
     return token_weights[ids[:, 1:]] * keep
 
 
+def weighted_forget_loss(model, ids: Tensor, mask: Tensor, token_weights: Tensor) -> Tensor:
+    """One batch's mean next-token NLL weighted by the per-vocabulary weight of each target (differentiable)."""
+    nll, keep = next_token_nll(model, ids, mask)
+    w = target_weights(token_weights, ids, keep)
+    return (nll * w).sum() / w.sum().clamp(min=1e-8)
+
+
 @torch.no_grad()
 def forget_losses(model, batches: Batches, token_weights: Tensor) -> tuple[float, float]:
     """(weighted, plain) mean next-token NLL over `batches`; the weight is a per-vocabulary weight of the target."""
