@@ -41,3 +41,7 @@ def main(
     from editor.model_io import set_offline_defaults
 
     set_offline_defaults()
+
+
+if __name__ == "__main__":  # python -m editor.cli / torchrun -m editor.cli
+    app()
