@@ -50,9 +50,9 @@ def bench_model(vocab: int = 2048):
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from decompose.config import DecomposeConfig
     from decompose.train import Decomposer
     from editor.recipe import load_recipe
-    from decompose.config import DecomposeConfig
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipe", default="bench-llama2-d128")

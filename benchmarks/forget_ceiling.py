@@ -21,16 +21,16 @@ import sys
 import time
 
 import torch
+from heldout import Heldout, print_table
 
 from decompose.io import load_decomposition
-from editor.data import load_texts
 from editor.forget import ForgetSettings, optimisation_batches
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
 from editor.relax import forget_token_weights
 from editor.search import RetainReference, weighted_forget_loss
-from evals.nll import context_length
-from heldout import Heldout, print_table
+from lmkit.texts import load_texts
+from lmkit.tokens import context_length
 
 
 def low_rank_edit(modules: list[torch.nn.Module], rank: int) -> list[torch.Tensor]:

@@ -13,14 +13,15 @@ import argparse
 import json
 import sys
 
+from heldout import Heldout, print_table
+
 from decompose.io import load_decomposition
-from editor.apply import RemovedComponent, apply_delta, component_delta
-from editor.data import load_texts
+from editor.apply import ComponentRef, apply_delta, removal_delta
 from editor.forget import ForgetSettings, plan_forget
 from editor.methods.run import parse_sets
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
-from heldout import Heldout, print_table
+from lmkit.texts import load_texts
 
 
 def main(argv: list[str]) -> list[dict]:
@@ -39,8 +40,8 @@ def main(argv: list[str]) -> list[dict]:
     heldout = Heldout(model, tok)
     rows = []
     for point in [plan.search.base, *plan.search.curve]:
-        removed = [RemovedComponent(c.module, c.index) for c in plan.selected[: point.removed]]
-        step = apply_delta(dec.cm.targets, component_delta(dec.cm, removed))
+        removed = [ComponentRef(c.module, c.index) for c in plan.selected[: point.removed]]
+        step = apply_delta(dec.cm.targets, removal_delta(dec.cm, removed))
         try:
             rows.append({**point.to_dict(), **heldout.score(model)})
         finally:

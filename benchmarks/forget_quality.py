@@ -13,11 +13,11 @@ import argparse
 import json
 import sys
 
-from editor.data import load_texts
 from editor.model_io import load_model
 from editor.paths import HELDOUT
 from evals.generation import sample
-from evals.nll import mean_nll
+from lmkit.nll import mean_nll
+from lmkit.texts import load_texts
 
 PROMPTS = ["The city of", "I just got home and", "@user you are such a"]
 

@@ -7,11 +7,10 @@ WikiText and benign-tweet NLL.
 
 from __future__ import annotations
 
-from editor.data import load_texts
 from editor.model_io import load_model
 from editor.paths import HELDOUT
-from evals.nll import mean_nll
-
+from lmkit.nll import mean_nll
+from lmkit.texts import load_texts
 
 
 class Heldout:

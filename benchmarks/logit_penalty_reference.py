@@ -11,12 +11,12 @@ decomposition components achieves (benchmarks/forget_frontier.py).
 from __future__ import annotations
 
 import torch
+from heldout import Heldout, print_table
 
-from editor.data import load_texts
 from editor.model_io import load_model
 from editor.paths import EXAMPLES, RETAIN_DEFAULT
 from editor.relax import forget_token_weights
-from heldout import Heldout, print_table
+from lmkit.texts import load_texts
 
 
 class Penalised(torch.nn.Module):

@@ -13,12 +13,11 @@ import sys
 
 import torch
 
-from decompose.data import document_batches
-from editor.data import load_texts
 from editor.model_io import load_model
 from editor.paths import HELDOUT
 from editor.search import next_token_nll
-from evals.nll import context_length
+from lmkit.texts import load_texts
+from lmkit.tokens import context_length, document_batches
 
 
 @torch.no_grad()

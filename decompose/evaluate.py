@@ -12,10 +12,12 @@ from decompose.config import EvalSettings
 from decompose.losses.pgd_recon import PgdReconConfig, pgd_sources
 from decompose.losses.recon import ReconContext, adversarial_specs, masked_kl, routing
 from decompose.masks import delta_masks, stochastic_masks
+from lmkit.nll import shifted_nll
 
 
 def _ce(logits: Tensor, ids: Tensor) -> Tensor:
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
+    nll, _ = shifted_nll(logits, ids)
+    return nll.mean()
 
 
 def mask_modes(g: dict[str, Tensor], lead: tuple[int, ...], gen: torch.Generator) -> dict[str, dict[str, ModuleMask]]:

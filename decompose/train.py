@@ -22,8 +22,8 @@ from decompose.component_model import ComponentModel
 from decompose.config import DecomposeConfig
 from decompose.data import random_windows
 from decompose.distributed import DistInfo, average_gradients_, broadcast_, current
-from decompose.losses.faithfulness import faithfulness_loss
 from decompose.fused import ci_activations
+from decompose.losses.faithfulness import faithfulness_loss
 from decompose.losses.importance_minimality import annealed_p, importance_minimality_from_sums, importance_minimality_loss
 from decompose.losses.kl import OutputTarget, TargetDistribution, TargetMSE
 from decompose.losses.recon import ReconContext, batched_kls

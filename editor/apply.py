@@ -1,8 +1,9 @@
 """The only code that changes weights: apply a weight delta in float32, check it, and revert it exactly.
 
-An edit removes rank-1 components: ΔW_l = −Σ_{c ∈ S_l} u_c v_cᵀ (nn.Linear layout). The new weight is
-computed in float32 from the original and stored in the model's dtype; the originals are kept, so
-`revert()` restores the model bit for bit.
+Every edit is a low-rank ΔW per matrix (`editor.edit.Edit.factors`). The new weight is computed in
+float32 from the original and stored in the model's dtype; the originals are kept, so `revert()`
+restores the model bit for bit. Removing rank-1 components S_l of matrix l is
+ΔW_l = −Σ_{c ∈ S_l} u_c v_cᵀ (nn.Linear layout): `removal_factors`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from decompose.component_model import ComponentModel
 from decompose.targets import TargetMatrix
 from editor.errors import EditorError
 
+Factors = dict[str, tuple[Tensor, Tensor]]  # module name → (A: r×d_in, B: d_out×r), float32, ΔW = B·A
+
 
 @dataclass(frozen=True)
-class RemovedComponent:
+class ComponentRef:
+    """One rank-1 component of a decomposition: its matrix and its index there."""
+
     module: str
     index: int
 
 
-def removed_factors(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per module (A: r×d_in, B: d_out×r), float32, B·A = −Σ_{c∈S} u_c v_cᵀ: rows of A are v_cᵀ,
+def removal_factors(cm: ComponentModel, removed: list[ComponentRef]) -> Factors:
+    """Per module (A: r×d_in, B: d_out×r), float32 on the CPU, B·A = −Σ_{c∈S} u_c v_cᵀ: rows of A are v_cᵀ,
     columns of B are −u_c (S sorted and deduplicated). The edit and its LoRA adapter both come from here."""
     by_module: dict[str, set[int]] = {}
     for r in removed:
@@ -34,13 +39,18 @@ def removed_factors(cm: ComponentModel, removed: list[RemovedComponent]) -> dict
         for name, idx in by_module.items():
             comp = cm.comp(name)
             sel = torch.tensor(sorted(idx), device=comp.V.device)
-            factors[name] = (comp.V[:, sel].T.float().contiguous(), (-comp.U[sel].T).float().contiguous())
+            factors[name] = (comp.V[:, sel].T.float().cpu().contiguous(), (-comp.U[sel].T).float().cpu().contiguous())
     return factors
 
 
-def component_delta(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, Tensor]:
+def removal_delta(cm: ComponentModel, removed: list[ComponentRef]) -> dict[str, Tensor]:
     """ΔW per module, float32 (d_out, d_in): minus the sum of the removed rank-1 components."""
-    return {name: b @ a for name, (a, b) in removed_factors(cm, removed).items()}
+    return factor_delta(removal_factors(cm, removed))
+
+
+def factor_delta(factors: Factors) -> dict[str, Tensor]:
+    """ΔW = B·A per module, float32."""
+    return {n: b @ a for n, (a, b) in factors.items()}
 
 
 @dataclass
@@ -73,3 +83,21 @@ def apply_delta(targets: dict[str, TargetMatrix], delta: dict[str, Tensor]) -> A
         applied.originals[name] = targets[name].weight().detach().clone()
         targets[name].set_weight(w)
     return applied
+
+
+def resolve_named(model, names) -> dict[str, TargetMatrix]:
+    """The model's matrices with these exact module names (a missing one is an EditorError naming it)."""
+    from decompose.targets import resolve_targets
+
+    if not names:
+        return {}
+    modules = dict(model.named_modules())
+    missing = sorted(set(names) - set(modules))
+    if missing:
+        raise EditorError(f"edit names modules the model does not have: {', '.join(missing)}")
+    return {t.name: t for t, _ in resolve_targets(model, dict.fromkeys(names, 1))}
+
+
+def apply_factors(model, factors: Factors) -> AppliedDelta:
+    """W ← W + B·A for each named matrix of `model`; the returned record reverts it exactly."""
+    return apply_delta(resolve_named(model, factors), factor_delta(factors))

@@ -8,7 +8,7 @@ point is measured on held-out data only (never used to train the model or to mak
   to the oracle closed when there is one: (edited − original) / (oracle − original);
 * retain damage: the mean over the held-out retain sets of the relative NLL change, edited / original − 1;
 * wall time: seconds from the start of the method to that point being ready (a step sweep trains once
-  and takes each point on the way, so its times are cumulative; VPD runs once per budget).
+  and takes each point on the way, so its times are cumulative; VPD ranks once for every budget).
 
 The best point of each method is the one with the highest held-out forget NLL whose retain damage is at
 most `max_damage` (else the least damaging one). Its relearning curve (fine-tuning on a few forget
@@ -24,24 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, PositiveInt
 
 from decompose.config_base import BaseConfig
 from editor.errors import EditorError
-from editor.methods import BASELINES, VPD
+from editor.methods import METHODS
+from evals.robustness import RelearnSettings
 
-# VPD sweeps its retain budget around ForgetSettings' default (0.07 nats per token); each baseline its own sweep.
-DEFAULT_SWEEPS: dict[str, list[float]] = {VPD: [0.03, 0.07, 0.15], **{n: [float(x) for x in b.sweep] for n, b in BASELINES.items()}}
-
-
-class RelearnSettings(BaseConfig):
-    """The relearning attack run on each method's best point, the original model and the oracle."""
-
-    docs: PositiveInt = Field(512, description="Forget-set documents the attacker fine-tunes on (sampled; 50 steps × 8 see each at most once).")
-    steps: NonNegativeInt = Field(50, description="Fine-tuning steps (AdamW, all weights); 0 skips relearning.")
-    lr: float = Field(3e-4, gt=0, description="Attack learning rate (at 1e-3 the attack itself raises tiny-toxic's held-out toxic NLL).")
-    batch_size: PositiveInt = Field(8, description="Attack documents per step.")
-    eval_every: PositiveInt = Field(10, description="Held-out forget NLL measured every this many steps.")
+# Each method sweeps its strength field over its registered default sweep.
+DEFAULT_SWEEPS: dict[str, list[float]] = {n: [float(x) for x in m.sweep] for n, m in METHODS.items()}
 
 
 class CompareSettings(BaseConfig):
@@ -50,7 +41,7 @@ class CompareSettings(BaseConfig):
     methods: list[str] = Field(default_factory=lambda: list(DEFAULT_SWEEPS), description="Methods to run, in order.")
     sweep: dict[str, list[float]] = Field(default_factory=lambda: dict(DEFAULT_SWEEPS), description="Strengths swept, per method.")
     settings: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-method setting overrides (ForgetSettings fields for vpd), e.g. settings.ga.lr=1e-4."
+        default_factory=dict, description="Per-method setting overrides (the method's settings fields), e.g. settings.ga.lr=1e-4."
     )
     max_damage: float = Field(0.02, ge=0, description="Best point: the most forgetting with retain damage at most this (relative).")
     heldout_docs: PositiveInt | None = Field(None, description="Cap on documents per held-out set (sampled); None uses them all.")
@@ -109,8 +100,48 @@ class CompareResult:
     strength_fields: dict[str, str] = field(default_factory=dict)
 
 
+def load_compare_data(
+    settings: CompareSettings,
+    dataset: list[str] | None,
+    retain: list[str] | None,
+    heldout_forget: list[str] | None,
+    heldout_retain: list[str] | None,
+    text_field: str = "text",
+) -> CompareData:
+    """The forget and retain sets and the held-out sets (each capped to `heldout_docs`), defaults: the shipped ones."""
+    from editor.paths import EXAMPLES, HELDOUT, RETAIN_DEFAULT
+    from lmkit.files import texts_sha256
+    from lmkit.texts import load_many, sample_texts
+
+    forget = load_many(dataset or [str(EXAMPLES / "forget" / "toxic.jsonl")], text_field)
+    kept = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
+    h_forget = load_many(heldout_forget or [str(HELDOUT["toxic"])], text_field)
+    if heldout_retain:
+        h_retain = {}
+        for i, src in enumerate(heldout_retain):
+            key = Path(src).stem if Path(src).stem not in h_retain else f"{Path(src).stem}-{i}"
+            h_retain[key] = load_many([src], text_field)
+    else:
+        h_retain = {"wikitext": load_many([str(HELDOUT["wikitext"])]), "benign": load_many([str(HELDOUT["benign"])])}
+    n = settings.heldout_docs
+    data = CompareData(
+        forget=forget.texts,
+        retain=kept.texts,
+        heldout_forget=sample_texts(h_forget.texts, n, settings.seed),
+        heldout_retain={k: sample_texts(v.texts, n, settings.seed + 1 + i) for i, (k, v) in enumerate(h_retain.items())},
+        sources={},
+    )
+    data.sources.update(
+        forget={"source": forget.source, "documents": len(forget.texts), "sha256": texts_sha256(forget.texts)},
+        retain={"source": kept.source, "documents": len(kept.texts), "sha256": texts_sha256(kept.texts)},
+        heldout_forget={"source": h_forget.source, "documents": len(data.heldout_forget)},
+        heldout_retain={k: {"source": h_retain[k].source, "documents": len(v)} for k, v in data.heldout_retain.items()},
+    )
+    return data
+
+
 def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSettings:
-    from editor.methods import check_method
+    from editor.methods import get_method
     from editor.recipe import apply_overrides, validate
 
     data: dict[str, Any] = {}
@@ -124,7 +155,7 @@ def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSetting
     if unknown:
         raise EditorError(f"settings for unknown methods: {', '.join(sorted(unknown))}")
     for m in settings.methods:
-        check_method(m)
+        get_method(m)
         if not settings.sweep.get(m):
             raise EditorError(f"no sweep for method '{m}': pass --set sweep.{m}=[...]")
         for strength in settings.sweep[m]:  # every point's settings are valid before anything runs
@@ -134,24 +165,20 @@ def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSetting
 
 def _method_settings(method: str, strength: float, settings: CompareSettings) -> BaseConfig:
     """The settings of one sweep point: the method's defaults, `settings.<method>` overrides, the strength."""
-    from editor.forget import ForgetSettings
-    from editor.methods import get_baseline
-    from editor.methods.run import baseline_settings
-    from editor.recipe import validate
+    from editor.forget import method_settings
+    from editor.methods import get_method
 
+    m = get_method(method)
     overrides = settings.settings.get(method, {})
-    if method == VPD:
-        return validate(ForgetSettings, {**overrides, "max_retain_kl": strength, "max_components": None}, f"vpd settings at {strength:g}")
-    baseline = get_baseline(method)
-    if baseline.strength in overrides:
-        raise EditorError(f"{method}'s strength '{baseline.strength}' is swept: set it with sweep.{method}=[...]")
-    if baseline.strength == "steps" and strength != int(strength):
+    if m.strength in overrides:
+        raise EditorError(f"{method}'s strength '{m.strength}' is swept: set it with sweep.{method}=[...]")
+    if m.strength == "steps" and strength != int(strength):
         raise EditorError(f"{method} sweeps a step count: sweep.{method} must hold integers, got {strength:g}")
-    return baseline_settings(baseline, strength, overrides)
+    return method_settings(m, strength, overrides)
 
 
 def _heldout_eval(model, tokenizer, data: CompareData) -> dict[str, Any]:
-    from evals.nll import mean_nll
+    from lmkit.nll import mean_nll
 
     return {
         "forget_nll": mean_nll(model, tokenizer, data.heldout_forget).mean,
@@ -175,25 +202,27 @@ def run_compare(
 ) -> CompareResult:
     """Run every method's sweep on `lm` (left unedited at the end), measure, pick best points, relearn.
 
-    `advance` is called once after the original model and oracle are measured and once per method."""
+    Every method runs once for its whole sweep (VPD ranks once and reads every budget off one trade-off
+    curve; a step sweep trains once). `advance` is called once after the original model and oracle are
+    measured and once per method."""
     from decompose.io import load_decomposition
     from decompose.targets import fingerprint
-    from editor.apply import apply_delta, component_delta
-    from editor.forget import plan_forget
-    from editor.methods import get_baseline
-    from editor.methods.base import factor_delta, target_matrices
-    from editor.methods.run import sample
+    from editor.methods import get_method
+    from editor.methods.base import ForgetInputs, Progress, target_matrices
     from evals.robustness import relearn_curve
+    from lmkit.texts import sample_texts
 
     s = settings
     targets = target_matrices(lm)
     fingerprint_before = fingerprint(list(targets.values()))
+    methods = [get_method(m) for m in s.methods]
     dec = None
-    if VPD in s.methods:  # loaded first: a missing or mismatched decomposition fails before any work
+    if any(m.needs_decomposition for m in methods):  # loaded first: a missing or mismatched decomposition fails before any work
         if decomposition is None or not Path(decomposition).is_dir():
+            needs = ", ".join(m.name.upper() for m in methods if m.needs_decomposition)
             raise EditorError(
-                f"no decomposition for VPD ({decomposition or 'none shipped for this model'}): pass --decomposition DIR "
-                "or leave vpd out (--set methods=[ga,graddiff,npo,task-vector])"
+                f"no decomposition for {needs} ({decomposition or 'none shipped for this model'}): pass --decomposition DIR "
+                f"or leave {needs.lower()} out (--set methods=[...])"
             )
         dec = load_decomposition(lm, decomposition)
     status("measuring the original model")
@@ -203,7 +232,7 @@ def run_compare(
         status("measuring the oracle")
         o = _heldout_eval(*oracle, data)
         result.oracle = {**o, "damage": _damage(o["retain_nll"], base["retain_nll"])}
-    attack = sample(data.forget, s.relearn.docs, s.seed + 7)
+    attack = sample_texts(data.forget, s.relearn.docs, s.seed + 7)
 
     def relearn(label: str, model, tok) -> None:
         if s.relearn.steps == 0:
@@ -218,75 +247,51 @@ def run_compare(
     if oracle is not None:
         relearn("oracle", *oracle)
     advance()
+    inputs = ForgetInputs(lm, tokenizer, data.forget, data.retain, dec)
 
-    def measure(method: str, strength: float, seconds: float, size: str) -> Point:
-        m = _heldout_eval(lm, tokenizer, data)
-        point = Point(method, strength, m["forget_nll"], m["retain_nll"], _damage(m["retain_nll"], base["retain_nll"]), seconds, size)
-        if result.oracle is not None and result.oracle["forget_nll"] != base["forget_nll"]:
-            point.gap_closed = (point.forget_nll - base["forget_nll"]) / (result.oracle["forget_nll"] - base["forget_nll"])
-        result.points.append(point)
-        return point
-
-    for method in s.methods:
-        strengths = sorted(set(s.sweep[method]))
-        deltas: dict[float, dict] = {}
+    for m in methods:
+        strengths = sorted(set(s.sweep[m.name]))
+        result.strength_fields[m.name] = m.strength
+        cfg = _method_settings(m.name, strengths[-1], s)
+        status(f"{m.name}: running")
         start = time.perf_counter()
-        if method == VPD:
-            result.strength_fields[method] = "max_retain_kl"
-            elapsed = 0.0
-            for kl in strengths:
-                fs = _method_settings(method, kl, s)
-                status(f"vpd: max_retain_kl={kl:g}")
-                t0 = time.perf_counter()
-                try:
-                    plan = plan_forget(dec, tokenizer, data.forget, data.retain, fs, status)
-                except EditorError as e:
-                    result.failures.append({"method": method, "strength": kl, "error": str(e)})
-                    elapsed += time.perf_counter() - t0
-                    continue
-                took = time.perf_counter() - t0
-                elapsed += took
-                deltas[kl] = component_delta(dec.cm, plan.removed)
-                measure(method, kl, took, f"{len(plan.removed)} components")
-                plan.applied.revert()
-            result.method_seconds[method] = round(elapsed, 2)
-        else:
-            baseline = get_baseline(method)
-            result.strength_fields[method] = baseline.strength
-            cfg = _method_settings(method, strengths[-1], s)
-            status(f"{method}: training")
-            run = baseline.run(lm, tokenizer, data.forget, data.retain, cfg, strengths, status)
-            result.method_seconds[method] = round(time.perf_counter() - start, 2)
-            for strength in strengths:
-                if strength not in run.edits:
-                    result.failures.append({"method": method, "strength": strength, "error": "diverged (non-finite loss or weights) before this point"})
-                    continue
-                factors = run.edits[strength]
-                deltas[strength] = factor_delta(factors)
-                status(f"{method}: measuring {baseline.strength}={strength:g}")
-                try:
-                    applied = apply_delta(targets, deltas[strength])
-                except EditorError as e:
-                    result.failures.append({"method": method, "strength": strength, "error": str(e)})
-                    del deltas[strength]
-                    continue
-                rank = sum(int(a.shape[0]) for a, _ in factors.values())
-                measure(method, strength, run.seconds[strength], f"rank {rank} over {len(factors)} matrices")
-                applied.revert()
-        mine = [p for p in result.points if p.method == method]
-        if not mine:
-            advance()
-            continue
-        within = [p for p in mine if p.damage <= s.max_damage]
-        best = max(within, key=lambda p: p.forget_nll) if within else min(mine, key=lambda p: p.damage)
-        best.best = True
-        tgt = dec.cm.targets if method == VPD else targets
-        applied = apply_delta(tgt, deltas[best.strength])
         try:
-            relearn(method, lm, tokenizer)
-        finally:
-            applied.revert()
-        del deltas
+            edits = m.run(inputs, cfg, strengths, Progress(status=status))
+        except EditorError as e:
+            edits = {}
+            result.failures += [{"method": m.name, "strength": x, "error": str(e)} for x in strengths]
+        result.method_seconds[m.name] = round(time.perf_counter() - start, 2)
+        mine = []
+        for strength in strengths:
+            if strength not in edits:
+                if not any(f["method"] == m.name for f in result.failures):
+                    result.failures.append({"method": m.name, "strength": strength, "error": "no edit at this strength (diverged, or nothing within the budget)"})
+                continue
+            edit = edits[strength]
+            status(f"{m.name}: measuring {m.strength}={strength:g}")
+            try:
+                applied = edit.apply(lm)
+            except EditorError as e:
+                result.failures.append({"method": m.name, "strength": strength, "error": str(e)})
+                continue
+            try:
+                h = _heldout_eval(lm, tokenizer, data)
+            finally:
+                applied.revert()
+            point = Point(m.name, strength, h["forget_nll"], h["retain_nll"], _damage(h["retain_nll"], base["retain_nll"]), edit.seconds, edit.summary)
+            if result.oracle is not None and result.oracle["forget_nll"] != base["forget_nll"]:
+                point.gap_closed = (point.forget_nll - base["forget_nll"]) / (result.oracle["forget_nll"] - base["forget_nll"])
+            result.points.append(point)
+            mine.append((point, edit))
+        if mine:
+            within = [pe for pe in mine if pe[0].damage <= s.max_damage]
+            best, edit = max(within, key=lambda pe: pe[0].forget_nll) if within else min(mine, key=lambda pe: pe[0].damage)
+            best.best = True
+            applied = edit.apply(lm)
+            try:
+                relearn(m.name, lm, tokenizer)
+            finally:
+                applied.revert()
         advance()
     if fingerprint(list(targets.values())) != fingerprint_before:  # every point was reverted: a bug otherwise
         raise RuntimeError("editor compare left the model edited")
@@ -298,10 +303,7 @@ def run_compare(
 
 
 def result_json(result: CompareResult, settings: CompareSettings, data: CompareData, model: str, oracle: str | None, seconds: float) -> dict:
-    import torch
-    import transformers
-
-    from editor import __version__
+    from lmkit.files import versions
 
     return {
         "format": "editor-compare/1",
@@ -317,7 +319,7 @@ def result_json(result: CompareResult, settings: CompareSettings, data: CompareD
         "method_seconds": result.method_seconds,
         "relearn": result.relearn,
         "seconds": round(seconds, 2),
-        "versions": {"editor": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": versions(),
     }
 
 
@@ -371,23 +373,15 @@ def markdown(report: dict) -> str:
 
 
 def write_report(out: Path, report: dict, force: bool) -> Path:
-    """compare.json, compare.md, pareto.png, relearn.png, written to a temporary sibling and renamed into place."""
+    """compare.json, compare.md, pareto.png, relearn.png, written atomically (lmkit.files.atomic_dir)."""
     import json
-    import shutil
 
-    from editor.export import replace_dir
     from evals.plots import save_plot
+    from lmkit.files import atomic_dir
 
-    out = Path(out)
-    if out.exists() and not force:
-        raise EditorError(f"{out} exists; pass --force to replace it")
-    tmp = out.with_name(out.name + ".tmp-compare")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir(parents=True)
-        (tmp / "compare.json").write_text(json.dumps(report, indent=1) + "\n")
-        (tmp / "compare.md").write_text(markdown(report))
+    with atomic_dir(Path(out), "compare", force=force) as tmp:
+        (tmp / "compare.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        (tmp / "compare.md").write_text(markdown(report), encoding="utf-8")
         series: dict[str, list[tuple[float, float]]] = {}
         for p in report["points"]:
             series.setdefault(p["method"], []).append((100 * p["damage"], p["forget_nll"]))
@@ -404,8 +398,4 @@ def write_report(out: Path, report: dict, force: bool) -> Path:
             tmp / "relearn.png", series=curves, xlabel="relearning steps on forget documents",
             ylabel="held-out forget NLL (nats/token)", title="relearning attack (best point of each method)",
         )
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, out)
-    return out
+    return Path(out)

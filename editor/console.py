@@ -44,12 +44,25 @@ def progress() -> Progress:
     )
 
 
-def before_after_table(metrics: dict[str, dict[str, float]]) -> Table:
-    """The edit's NLL before/after table (metrics = {"before": {name: nll}, "after": {...}})."""
-    table = Table(title="mean NLL per token (nats), on the data given")
-    for col in ("", "before", "after", "change"):
-        table.add_column(col, justify="right")
-    for k, before in metrics["before"].items():
-        after = metrics["after"][k]
-        table.add_row(k, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
-    return table
+def before_after_table(metrics: dict[str, dict[str, float]]) -> tuple[str, list[str], list[list[str]]]:
+    """The edit's NLL before/after table (metrics = {"before": {name: nll}, "after": {...}}) for `result_table`."""
+    rows = [[k, f"{b:.4f}", f"{metrics['after'][k]:.4f}", f"{metrics['after'][k] - b:+.4f}"] for k, b in metrics["before"].items()]
+    return "mean NLL per token (nats), on the data given", ["", "before", "after", "change"], rows
+
+
+def result_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A result table on stdout: a rich table on a terminal, plain markdown (never cut) when piped."""
+    import sys
+
+    out = Console(file=sys.stdout)
+    if out.is_terminal:
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    lines = [f"{title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |" for row in rows]
+    sys.stdout.write("\n".join(lines) + "\n\n")

@@ -1,5 +1,5 @@
-"""The one user-facing exception type: the CLI prints its message and exits with code 2."""
+"""The one user-facing exception type, under the name `editor` code uses (lmkit's UserError itself)."""
 
+from lmkit.errors import UserError as EditorError
 
-class EditorError(Exception):
-    """A problem with the user's input (path, data, model, option), stated so they can fix it."""
+__all__ = ["EditorError"]

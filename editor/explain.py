@@ -8,15 +8,14 @@ import torch
 from torch import Tensor
 
 from decompose.sigmoids import lower_leaky_hard_sigmoid
-from editor.apply import RemovedComponent, apply_delta, component_delta
-
-Batches = list[tuple[Tensor, Tensor]]
+from editor.apply import ComponentRef, apply_delta, removal_delta
+from lmkit.tokens import Batches
 
 
 @torch.no_grad()
-def firing_tokens(cm, ci_fn, batches: Batches, comps: list[RemovedComponent], tokenizer, k: int = 8) -> dict[RemovedComponent, list[str]]:
+def firing_tokens(cm, ci_fn, batches: Batches, comps: list[ComponentRef], tokenizer, k: int = 8) -> dict[ComponentRef, list[str]]:
     """The tokens with the highest total CI for each component (the token at the position it fires on)."""
-    by_module: dict[str, list[RemovedComponent]] = defaultdict(list)
+    by_module: dict[str, list[ComponentRef]] = defaultdict(list)
     for c in comps:
         by_module[c.module].append(c)
     vocab = len(tokenizer)
@@ -40,7 +39,7 @@ def firing_tokens(cm, ci_fn, batches: Batches, comps: list[RemovedComponent], to
 
 
 @torch.no_grad()
-def promoted_tokens(cm, batches: Batches, comps: list[RemovedComponent], tokenizer, k: int = 8) -> dict[RemovedComponent, list[str]]:
+def promoted_tokens(cm, batches: Batches, comps: list[ComponentRef], tokenizer, k: int = 8) -> dict[ComponentRef, list[str]]:
     """The tokens whose log-probability drops most, on average over the batches' tokens, when the
     component alone is removed: what it promotes, for any matrix type (not just residual writers)."""
     model = cm.model
@@ -56,10 +55,31 @@ def promoted_tokens(cm, batches: Batches, comps: list[RemovedComponent], tokeniz
     base = mean_logprobs()
     out = {}
     for c in comps:
-        step = apply_delta(cm.targets, component_delta(cm, [c]))
+        step = apply_delta(cm.targets, removal_delta(cm, [c]))
         try:
             drop = base - mean_logprobs()
         finally:
             step.revert()
         out[c] = [tokenizer.decode([int(t)]) for t in drop.topk(k).indices]
     return out
+
+
+def top_components(dec, tokenizer, texts: list[str], top: int, docs: int, batch_size: int = 64, explain_docs: int = 256) -> tuple[list[dict], int, int]:
+    """The `top` components with the highest mean CI on (a seeded sample of `docs` of) `texts`, each with its
+    firing density and the tokens it fires on and promotes. Returns (rows, tokens seen, documents truncated)."""
+    from decompose.stats import component_stats
+    from lmkit.texts import sample_texts
+    from lmkit.tokens import context_length, document_batches
+
+    batches, truncated = document_batches(tokenizer, sample_texts(texts, docs, 0), context_length(dec.cm.model), batch_size)
+    stats = component_stats(dec.cm, dec.ci_fn, batches)
+    ranked = sorted(((float(v[c]), n, c) for n, v in stats.mean_ci.items() for c in range(v.numel())), reverse=True)[:top]
+    comps = [ComponentRef(n, c) for _, n, c in ranked]
+    explain_batches = batches[: max(1, explain_docs // batch_size)]
+    fires = firing_tokens(dec.cm, dec.ci_fn, explain_batches, comps, tokenizer)
+    promotes = promoted_tokens(dec.cm, explain_batches, comps, tokenizer)
+    rows = [
+        {"module": c.module, "index": c.index, "mean_ci": mu, "density": float(stats.density[c.module][c.index]), "fires_on": fires[c], "promotes": promotes[c]}
+        for (mu, _, _), c in zip(ranked, comps)
+    ]
+    return rows, stats.tokens, truncated

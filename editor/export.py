@@ -1,8 +1,8 @@
 """Export an edit: the edited model, plus an exact PEFT LoRA adapter that turns the original into it.
 
-Removing components S_l from module l is ΔW_l = −Σ_{c ∈ S_l} u_c v_cᵀ, a rank-|S_l| matrix, so a LoRA
-adapter with A = [v_c]ᵀ, B = −[u_c], r = lora_alpha = |S_l| (scaling 1) reproduces it without any
-truncation. The adapter is built with PEFT's own API on the model passed in and then unloaded, so the
+Every edit is ΔW_l = B_l·A_l per matrix (`Edit.factors`; removing components S_l is A = [v_c]ᵀ,
+B = −[u_c]), so a LoRA adapter with those factors and r = lora_alpha per module (scaling 1) reproduces
+it without any truncation. The adapter is built with PEFT's own API on the model passed in and then unloaded, so the
 model object, its modules and its weights come back exactly as they were.
 """
 
@@ -10,25 +10,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
-from torch import Tensor, nn
+from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from decompose.component_model import ComponentModel
-from editor.apply import RemovedComponent, removed_factors
+from editor.apply import Factors
+from editor.card import model_card
+from editor.edit import Edit
 from editor.errors import EditorError
+from lmkit.files import atomic_dir
 
 
-def lora_factors(cm: ComponentModel, removed: list[RemovedComponent]) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per module (A: r×d_in, B: d_out×r) on the CPU, with B·A equal to `component_delta` for that module."""
-    return {name: (a.cpu(), b.cpu()) for name, (a, b) in removed_factors(cm, removed).items()}
-
-
-def _lora_config(model: nn.Module, factors: dict[str, tuple[Tensor, Tensor]]) -> LoraConfig:
+def _lora_config(model: nn.Module, factors: Factors) -> LoraConfig:
     modules = dict(model.named_modules())
     missing = sorted(set(factors) - set(modules))
     if missing:
@@ -56,7 +52,7 @@ def _lora_config(model: nn.Module, factors: dict[str, tuple[Tensor, Tensor]]) ->
 
 
 def save_lora_adapter(
-    base_model: nn.Module, factors: dict[str, tuple[Tensor, Tensor]], adapter_dir: Path, base_name_or_path: str
+    base_model: nn.Module, factors: Factors, adapter_dir: Path, base_name_or_path: str
 ) -> None:
     """Write a PEFT LoRA adapter whose merge adds B·A to each named module of `base_model`.
 
@@ -64,7 +60,7 @@ def save_lora_adapter(
     and requires_grad flags are left exactly as they were.
     """
     if not factors:
-        raise EditorError("no removed components: there is no adapter to export")
+        raise EditorError("an empty edit: there is no adapter to export")
     config = _lora_config(base_model, factors)
     requires_grad = {n: p.requires_grad for n, p in base_model.named_parameters()}
     peft_model = get_peft_model(base_model, config)
@@ -87,65 +83,20 @@ def save_lora_adapter(
             p.requires_grad_(requires_grad[n])
 
 
-def export_edit(
-    out: Path,
-    model: nn.Module,
-    tokenizer,
-    cm: ComponentModel | None,
-    removed: list[RemovedComponent] | None,
-    manifest: dict,
-    card: str,
-    force: bool = False,
-    base_name_or_path: str = "",
-    factors: dict[str, tuple[Tensor, Tensor]] | None = None,
-) -> Path:
-    """Write the (already edited) `model`, its tokenizer, the LoRA adapter of `removed`, edit.json and
-    README.md to `out`, atomically: all goes to `<out>.tmp-export` first and is renamed into place.
-
-    An edit that is not a set of removed components (the baselines of `editor.methods`) passes its own
-    `factors` (module → (A, B), B·A = ΔW in (d_out, d_in) layout) instead of `cm` and `removed`."""
-    if factors is None and cm is None:
-        raise ValueError("export_edit needs either cm and removed, or factors")
-    out = Path(out)
-    if out.exists() and not force:
-        raise EditorError(f"{out} exists; pass --force to replace it")
-    tmp = out.with_name(out.name + ".tmp-export")
-    if tmp.exists():  # left over from a killed run; never anyone's data
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir(parents=True)
-        # transformers 5 always writes safetensors (safe_serialization is gone), so no flag is passed.
-        model.save_pretrained(tmp)
+def export_edit(out: Path, model: nn.Module, tokenizer, edit: Edit, base_name_or_path: str = "", force: bool = False) -> Path:
+    """Write `model` with `edit` made, its tokenizer, the edit's LoRA adapter, edit.json and README.md to
+    `out`, atomically (lmkit.files.atomic_dir). `model` itself is left unedited."""
+    manifest = edit.manifest()
+    with atomic_dir(Path(out), "export", force=force) as tmp:
+        applied = edit.apply(model)
+        try:
+            # transformers 5 always writes safetensors (safe_serialization is gone), so no flag is passed.
+            model.save_pretrained(tmp)
+        finally:
+            applied.revert()
         tokenizer.save_pretrained(tmp)
-        if factors is None:
-            factors = lora_factors(cm, removed or [])
-        if factors:  # an empty removal has no adapter: a LoRA of rank 0 cannot be saved
-            save_lora_adapter(model, factors, tmp / "adapter", base_name_or_path)
-        (tmp / "edit.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        (tmp / "README.md").write_text(card)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, out)
-    return out
-
-
-def replace_dir(new: Path, out: Path) -> None:
-    """Move `new` to `out`; an existing `out` is set aside first and deleted only once `new` is in place."""
-    if not out.exists():
-        new.rename(out)
-        return
-    old = out.with_name(out.name + ".old-export")
-    if old.exists():
-        shutil.rmtree(old)
-    out.rename(old)
-    try:
-        new.rename(out)
-    except BaseException:
-        old.rename(out)  # put the previous export back rather than leave nothing
-        shutil.rmtree(new, ignore_errors=True)
-        raise
-    if old.is_dir():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
+        if edit.factors:  # an empty edit has no adapter: a LoRA of rank 0 cannot be saved
+            save_lora_adapter(model, edit.factors, tmp / "adapter", base_name_or_path)
+        (tmp / "edit.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+    return Path(out)

@@ -9,6 +9,13 @@ from editor.errors import EditorError
 from editor.paths import MODELS
 
 DEFAULT_MODEL = "tiny-toxic"
+# Each shipped target's oracle: the same recipe trained without the data it is asked to forget.
+ORACLES = {"tiny-toxic": "tiny-clean"}
+
+
+def default_oracle(model: str | None) -> str | None:
+    """The oracle of a shipped model (None for any other model)."""
+    return ORACLES.get(shipped_name(model) or "")
 
 
 def set_offline_defaults() -> None:
@@ -23,9 +30,10 @@ def shipped_names() -> list[str]:
 
 def resolve_model(name_or_path: str | None) -> str:
     """A local directory for shipped names and paths; hub ids are returned unchanged."""
-    name = name_or_path or DEFAULT_MODEL
-    if (MODELS / name / "config.json").is_file():
-        return str(MODELS / name)
+    name = str(name_or_path or DEFAULT_MODEL)
+    shipped = shipped_name(name)
+    if shipped:
+        return str(MODELS / shipped)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -61,3 +69,89 @@ def load_model(name_or_path: str | None = None, dtype=None):
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+def shipped_name(name_or_path: str | None) -> str | None:
+    """The shipped model's name if `name_or_path` is one (by name or by its directory), else None."""
+    name = str(name_or_path or DEFAULT_MODEL)
+    if "/" not in name and "\\" not in name and (MODELS / name / "config.json").is_file():
+        return name
+    path = Path(name).expanduser()
+    if path.is_dir() and path.resolve().parent == MODELS.resolve() and (path / "config.json").is_file():
+        return path.resolve().name
+    return None
+
+
+def portable_name(name_or_path: str | None, out: Path) -> str:
+    """How a manifest or adapter names a model without this machine's absolute paths: a shipped model by its
+    name, a hub id as is, a local directory by its path relative to the output folder `out`."""
+    shipped = shipped_name(name_or_path)
+    if shipped:
+        return shipped
+    path = Path(name_or_path or "").expanduser()
+    if not path.exists():
+        return str(name_or_path)
+    return os.path.relpath(path.resolve(), Path(out).resolve())
+
+
+def load_decomposition_for(model, model_name: str | None, decomposition: Path | None):
+    """The decomposition to use with `model`: the given directory, else the shipped one for a shipped model."""
+    from decompose.io import load_decomposition
+    from editor.paths import DECOMPOSITIONS
+
+    if decomposition is None:
+        shipped = shipped_name(model_name)
+        if shipped is None or not (DECOMPOSITIONS / shipped).is_dir():
+            raise EditorError(f"no shipped decomposition for model '{model_name}': pass --decomposition DIR (see `editor decompose`)")
+        decomposition = DECOMPOSITIONS / shipped
+    return load_decomposition(model, decomposition)
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise EditorError(f"cannot read {path}: {e}") from None
+
+
+def load_for_eval(model: str | None, adapter: Path | None):
+    """(model for lm-eval, plain model for everything else, tokenizer, description).
+
+    `--adapter DIR`, or `--model DIR` holding only a PEFT adapter, gives base + adapter: lm-eval sees the
+    unmerged PeftModel, the rest a merged copy. An `editor forget` output directory holds the merged model at
+    its root, which is what is loaded.
+    """
+    import copy
+    import warnings
+
+    if adapter is None and model and (Path(model) / "adapter_config.json").is_file() and not (Path(model) / "config.json").is_file():
+        adapter, model = Path(model), None
+    if adapter is None:
+        lm, tok = load_model(model)
+        path = resolve_model(model)
+        info = {"name": Path(path).name if Path(path).exists() else path, "path": path}
+        if (Path(path) / "adapter" / "adapter_config.json").is_file():
+            info["note"] = "editor forget output: the merged model at its root was evaluated"
+        return lm, lm, tok, info
+    if not (adapter / "adapter_config.json").is_file():
+        raise EditorError(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    base = model or _read_json(adapter / "adapter_config.json").get("base_model_name_or_path") or DEFAULT_MODEL
+    try:
+        base_model, tok = load_model(base)
+    except EditorError as e:
+        raise EditorError(f"{e} (the adapter's base model; pass --model BASE to choose another)") from None
+    from peft import PeftModel
+
+    try:
+        peft_model = PeftModel.from_pretrained(base_model, str(adapter), is_trainable=False)
+    except Exception as e:  # peft raises ValueError/KeyError/RuntimeError for a mismatched adapter
+        raise EditorError(f"could not apply the adapter {adapter} to {base}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    peft_model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers deprecation noise from copying a PeftModel
+        merged = copy.deepcopy(peft_model).merge_and_unload()
+    merged.eval()
+    path = resolve_model(base)
+    return peft_model, merged, tok, {"name": f"{Path(path).name}+{adapter.name}", "path": path, "adapter": str(adapter)}

@@ -11,6 +11,8 @@ MODELS = EXAMPLES / "models"
 TOKENIZER = MODELS / "tokenizer"
 DECOMPOSITIONS = EXAMPLES / "decompositions"
 RECIPES = ROOT / "recipes"
+SCORER = EXAMPLES / "scorer"  # the project's toxicity scorer (`editor target eval-assets`)
+PROMPTS = EXAMPLES / "prompts" / "tweets.jsonl"  # toxicity prompts from held-out tweets
 
 # The held-out parts are never trained on, by anything.
 HELDOUT = {

@@ -10,24 +10,15 @@ within the retain budget, or the first K.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from editor.apply import RemovedComponent, apply_delta, component_delta
+from editor.apply import ComponentRef, apply_delta, removal_delta
 from editor.select import Candidate
-
-Batches = list[tuple[Tensor, Tensor]]
-
-
-def next_token_nll(model, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-position NLL of the next token (batch, seq−1) and the positions that count (real → real)."""
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    nll = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-    keep = (mask[:, :-1] * mask[:, 1:]).to(nll.dtype)
-    return nll * keep, keep
+from lmkit.nll import next_token_nll
+from lmkit.tokens import Batches
 
 
 def target_weights(token_weights: Tensor, ids: Tensor, keep: Tensor) -> Tensor:
@@ -97,6 +88,52 @@ class SearchResult:
     def final(self) -> CurvePoint:
         return next((p for p in self.curve if p.removed == len(self.selected)), self.base)
 
+    def to_dict(self) -> dict:
+        return {"base": self.base.to_dict(), "final": self.final.to_dict(), "curve": [p.to_dict() for p in self.curve]}
+
+
+def measure_prefixes(
+    cm,
+    ranked: list[Candidate],
+    sizes: list[int],
+    forget: Batches,
+    retain: Batches,
+    token_weights: Tensor,
+    on_point: Callable[[CurvePoint], None] | None = None,
+) -> tuple[CurvePoint, list[CurvePoint]]:
+    """(nothing removed, each prefix ranked[:k] for k in `sizes` removed), measured on the real weights.
+    The model is left unedited on return; `within_budget` is True until `choose_prefix` sets a budget."""
+    reference = RetainReference(cm.model, retain)
+
+    def point(k: int) -> CurvePoint:
+        (f, ce), kl = forget_losses(cm.model, forget, token_weights), reference.mean_kl(cm.model)
+        return CurvePoint(k, f, ce, kl, True)
+
+    base = point(0)
+    curve = []
+    for k in sizes:
+        removed = [ComponentRef(c.module, c.index) for c in ranked[:k]]
+        step = apply_delta(cm.targets, removal_delta(cm, removed))
+        try:
+            curve.append(point(k))
+        finally:
+            step.revert()
+        if on_point is not None:
+            on_point(curve[-1])
+    return base, curve
+
+
+def choose_prefix(ranked: list[Candidate], base: CurvePoint, curve: list[CurvePoint], max_retain_kl: float | None) -> SearchResult:
+    """Budget mode keeps the prefix with the largest forget loss among those within `max_retain_kl`;
+    without a budget, the longest prefix."""
+    curve = [replace(p, within_budget=max_retain_kl is None or p.retain_kl <= max_retain_kl) for p in curve]
+    if max_retain_kl is None:
+        best = curve[-1] if curve else None
+    else:
+        ok = [p for p in curve if p.within_budget and p.forget_loss > base.forget_loss]
+        best = max(ok, key=lambda p: (p.forget_loss, -p.removed), default=None)
+    return SearchResult(ranked[: best.removed] if best else [], curve, base)
+
 
 def verify_prefixes(
     cm,
@@ -108,29 +145,6 @@ def verify_prefixes(
     max_retain_kl: float | None,
     on_point: Callable[[CurvePoint], None] | None = None,
 ) -> SearchResult:
-    """Measure each prefix ranked[:k], k in `sizes`, on the real weights. Budget mode keeps the prefix with
-    the largest forget loss among those within `max_retain_kl`; without a budget, the longest prefix.
-    The model is left unedited on return."""
-    reference = RetainReference(cm.model, retain)
-
-    def point(k: int) -> CurvePoint:
-        (f, ce), kl = forget_losses(cm.model, forget, token_weights), reference.mean_kl(cm.model)
-        return CurvePoint(k, f, ce, kl, max_retain_kl is None or kl <= max_retain_kl)
-
-    base = point(0)
-    curve = []
-    for k in sizes:
-        removed = [RemovedComponent(c.module, c.index) for c in ranked[:k]]
-        step = apply_delta(cm.targets, component_delta(cm, removed))
-        try:
-            curve.append(point(k))
-        finally:
-            step.revert()
-        if on_point is not None:
-            on_point(curve[-1])
-    if max_retain_kl is None:
-        best = curve[-1] if curve else None
-    else:
-        ok = [p for p in curve if p.within_budget and p.forget_loss > base.forget_loss]
-        best = max(ok, key=lambda p: (p.forget_loss, -p.removed), default=None)
-    return SearchResult(ranked[: best.removed] if best else [], curve, base)
+    """`measure_prefixes`, then `choose_prefix` for one budget."""
+    base, curve = measure_prefixes(cm, ranked, sizes, forget, retain, token_weights, on_point)
+    return choose_prefix(ranked, base, curve, max_retain_kl)

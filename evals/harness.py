@@ -31,7 +31,6 @@ import yaml
 
 TEMPLATES = Path(__file__).parent / "tasks"
 BUNDLED = ("editor_wikitext", "editor_forget", "editor_retain", "editor_toxic_choice")
-DEFAULT_TASKS = BUNDLED
 
 
 class TaskError(Exception):

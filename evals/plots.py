@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from lmkit.files import atomic_file
 
 
 def save_plot(
@@ -43,15 +43,8 @@ def save_plot(
         if any(series.values()):
             ax.legend(fontsize=8)
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             fig.savefig(tmp, format="png")
-            os.chmod(tmp, 0o644)  # mkstemp files are private; a plot is meant to be read
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     finally:
         plt.close(fig)
     return path

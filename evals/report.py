@@ -1,16 +1,16 @@
 """An evaluation report as JSON, a markdown page and PNG plots, written atomically side by side.
 
 `write_report(out, report)` writes `out` (JSON), `out` with suffix `.md`, and `<stem>-relearn.png` /
-`<stem>-quantization.png` when the report has robustness results. Every file goes to a temporary sibling
-first and is renamed into place only after all of them were produced.
+`<stem>-quantization.png` when the report has robustness results. Each file is written to a temporary
+sibling and renamed into place whole; the JSON, which names the others, comes last.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from lmkit.files import atomic_file
 
 PPL_METRICS = ("word_perplexity", "byte_perplexity", "bits_per_byte")
 
@@ -123,36 +123,16 @@ def _plots(report: dict, stem: Path) -> dict[str, Path]:
     return out
 
 
-def _atomic_text(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    return Path(tmp)
-
-
 def write_report(out: str | Path, report: dict) -> dict[str, Path]:
     """Write JSON + markdown (+ PNGs); returns {"json", "markdown", "relearn"?, "quantization"?} paths."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.with_suffix("")
-    staged: list[tuple[Path, Path]] = []
-    try:
-        # Plots are rendered under temporary names, then renamed with everything else.
-        tmp_stem = stem.with_name(f".{stem.name}.tmp")
-        tmp_plots = _plots(report, tmp_stem)
-        final_plots = {k: stem.with_name(p.name.replace(f".{stem.name}.tmp", stem.name, 1)) for k, p in tmp_plots.items()}
-        staged += [(tmp_plots[k], final_plots[k]) for k in tmp_plots]
-        md = render_markdown(report, {k: p.name for k, p in final_plots.items()})
-        md_path = out.with_suffix(".md") if out.suffix.lower() != ".md" else out.with_name(out.name + ".md")
-        staged.append((_atomic_text(out, json.dumps(report, indent=1, default=str) + "\n"), out))
-        staged.append((_atomic_text(md_path, md), md_path))
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        for leftover in out.parent.glob(f".{stem.name}.tmp*"):
-            leftover.unlink(missing_ok=True)
-        raise
-    for tmp, final in staged:
-        os.chmod(tmp, 0o644)  # mkstemp files are private; a report is meant to be read
-        os.replace(tmp, final)
+    md_path = out.with_suffix(".md") if out.suffix.lower() != ".md" else out.with_name(out.name + ".md")
+    # The plots and the markdown first, the JSON (the report itself) last: a crash never leaves a report
+    # that names plots which are not there, and each file is whole or absent (lmkit.files.atomic_file).
+    final_plots = _plots(report, stem)
+    with atomic_file(md_path) as tmp:
+        tmp.write_text(render_markdown(report, {k: p.name for k, p in final_plots.items()}), encoding="utf-8")
+    with atomic_file(out) as tmp:
+        tmp.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
     return {"json": out, "markdown": md_path, **final_plots}

@@ -14,27 +14,24 @@ Both functions work on a deep copy: the model passed in is never modified.
 from __future__ import annotations
 
 import copy
-import random
 
 import torch
+from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import nn
 
-from evals.nll import context_length, mean_nll, pad_batch
+from decompose.config_base import BaseConfig
+from lmkit.nll import mean_nll
+from lmkit.tokens import TokenBatches, context_length
 
 
-def _batches(tokenizer, texts: list[str], max_len: int, batch_size: int, seed: int):
-    """An endless stream of padded (input_ids, attention_mask, labels) batches over `texts`, reshuffled each pass."""
-    ids = [doc[:max_len] for doc in tokenizer(texts, add_special_tokens=True)["input_ids"]]
-    ids = [d for d in ids if len(d) > 1]
-    if not ids:
-        raise ValueError("relearning needs at least one attack text with two or more tokens")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    rng = random.Random(seed)
-    while True:
-        order = list(range(len(ids)))
-        rng.shuffle(order)
-        for i in range(0, len(order), batch_size):
-            yield pad_batch([ids[j] for j in order[i : i + batch_size]], pad)
+class RelearnSettings(BaseConfig):
+    """The relearning attack, one config for `editor eval` and `editor compare`."""
+
+    docs: PositiveInt = Field(512, description="Forget-set documents the attacker fine-tunes on (sampled; 50 steps × 8 see each at most once).")
+    steps: NonNegativeInt = Field(50, description="Fine-tuning steps (AdamW, all weights); 0 skips relearning.")
+    lr: float = Field(3e-4, gt=0, description="Attack learning rate (at 1e-3 the attack itself raises tiny-toxic's held-out toxic NLL).")
+    batch_size: PositiveInt = Field(8, description="Attack documents per step.")
+    eval_every: PositiveInt = Field(10, description="Held-out forget NLL measured every this many steps.")
 
 
 def relearn_curve(
@@ -43,14 +40,16 @@ def relearn_curve(
     attack_texts: list[str],
     eval_texts: list[str],
     *,
-    steps: int = 50,
-    lr: float = 1e-3,
-    batch_size: int = 8,
-    eval_every: int = 10,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    eval_every: int,
     seed: int = 0,
     retain_texts: list[str] | None = None,
 ) -> list[dict]:
     """Fine-tune a copy of `model` on `attack_texts` (AdamW, all weights) and measure `eval_texts` NLL as it goes.
+
+    The settings come from `RelearnSettings` (one set of defaults for every caller).
 
     Returns [{"step": 0, "nll": ...}, {"step": eval_every, "nll": ...}, ..., {"step": steps, "nll": ...}]
     (mean NLL per token in nats); with `retain_texts` each point also has "retain_nll", the side effect
@@ -76,13 +75,16 @@ def relearn_curve(
     curve = [point(0)]
     if steps == 0:
         return curve
-    stream = _batches(tokenizer, attack_texts, max_len, batch_size, seed)
+    try:
+        stream = TokenBatches(tokenizer, attack_texts, max_len, batch_size, seed)
+    except ValueError:
+        raise ValueError("relearning needs at least one attack text with two or more tokens") from None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         for step in range(1, steps + 1):
             attacked.train()
-            inputs, mask, labels = next(stream)
+            inputs, mask, labels = stream.next()
             out = attacked(input_ids=inputs.to(device), attention_mask=mask.to(device), labels=labels.to(device))
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -90,7 +92,7 @@ def relearn_curve(
             if step % eval_every == 0 or step == steps:
                 attacked.eval()
                 curve.append(point(step))
-    del attacked, opt
+
     return curve
 
 

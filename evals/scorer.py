@@ -12,16 +12,15 @@ Every scorer has a `name` that reports carry, so a number is never separated fro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
+
+from lmkit.files import atomic_dir
 
 SCORER_FILE = "scorer.safetensors"
 CONFIG_FILE = "scorer.json"
@@ -65,31 +64,15 @@ class TokenScorer:
         return torch.sigmoid(logits).tolist()
 
     def save(self, dest: str | Path, extra: dict | None = None) -> Path:
-        """Write the scorer directory (weights, config, tokenizer) to a temporary sibling, then rename into place."""
+        """Write the scorer directory (weights, config, tokenizer) atomically; an earlier scorer there is replaced."""
         from safetensors.torch import save_file
 
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-        try:
+        with atomic_dir(dest, "scorer", force=True, option="scorer folder") as tmp:
             save_file({"weight": self.weight.contiguous().float(), "bias": torch.tensor([self.bias])}, str(tmp / SCORER_FILE))
             self.tokenizer.save_pretrained(tmp)
             config = {"name": self.name, "kind": "token-logreg", "bigram_buckets": self.bigram_buckets, "vocab": self.vocab, **self.meta, **(extra or {})}
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-            os.chmod(tmp, 0o755)  # mkdtemp makes it private; the scorer is a shipped, readable asset
-            for f in tmp.iterdir():
-                os.chmod(f, 0o644)
-            if dest.exists():
-                old = dest.with_name(f".{dest.name}-old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(dest, old)
-                os.replace(tmp, dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return dest
 
     @classmethod
@@ -217,14 +200,6 @@ class DetoxifyScorer:
         return [float(x) for x in out["toxicity"]]
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_scorer(kind: str = "auto", *, project_dir: str | Path | None = None, detoxify_checkpoint: str | Path | None = None, detoxify_config: str | Path | None = None) -> Scorer:
     """`auto`: Detoxify when importable and a local checkpoint is given (argument or $DETOXIFY_CHECKPOINT), else the project scorer.
 
@@ -253,3 +228,34 @@ def load_scorer(kind: str = "auto", *, project_dir: str | Path | None = None, de
         return TokenScorer.load(project_dir)
     except FileNotFoundError as e:
         raise ValueError(f"{e}; rebuild it with `editor target eval-assets`") from None
+
+
+def train_project_scorer(
+    tokenizer, train: dict[str, list[str]], heldout: dict[str, list[str]], files: dict[str, Path], *, wikitext_negatives: int = 2000, seed: int = 0
+) -> tuple[TokenScorer, dict]:
+    """The project's toxicity scorer: trained on `train` toxic vs benign tweets plus sampled WikiText lines, measured on `heldout`.
+
+    `files` (label → path) are the data files hashed into the scorer's record; returns (scorer, record)."""
+    import random
+
+    from lmkit.files import file_sha256
+
+    def lines(texts: list[str]) -> list[str]:
+        return [t for t in texts if not t.strip().startswith("=")]  # WikiText headings are not sentences
+
+    wiki = lines(train["wikitext"])
+    wiki = random.Random(seed).sample(wiki, min(wikitext_negatives, len(wiki)))
+    model = train_token_scorer(tokenizer, train["toxic"], train["benign"] + wiki, seed=seed)
+    metrics = classification_metrics(model.score(heldout["toxic"]), model.score(heldout["benign"]))
+    h_wiki = lines(heldout["wikitext"])
+    wiki_scores = model.score(h_wiki)
+    metrics["wikitext_lines"] = len(h_wiki)
+    metrics["wikitext_flagged_fraction"] = sum(s >= 0.5 for s in wiki_scores) / len(wiki_scores)
+    record = {
+        "data_sha256": {label: file_sha256(path) for label, path in files.items()},
+        "train_counts": {"toxic": len(train["toxic"]), "benign": len(train["benign"]), "wikitext_lines": len(wiki)},
+        "heldout_metrics": metrics,
+        "features": "lower-cased token ids of the shipped BPE tokenizer, binary presence",
+        "seed": seed,
+    }
+    return model, record

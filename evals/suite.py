@@ -9,30 +9,32 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field, PositiveInt
+
+from decompose.config_base import BaseConfig
+from evals.harness import BUNDLED
+from evals.robustness import RelearnSettings
 
 
-@dataclass(frozen=True)
-class EvalSettings:
-    """Every knob of `editor eval`, with its default (fast on the shipped tiny models)."""
+class SuiteSettings(BaseConfig):
+    """Every knob of `editor eval`, with its default (fast on the shipped tiny models); validated on construction."""
 
-    tasks: tuple[str, ...] = ("editor_wikitext", "editor_forget", "editor_retain", "editor_toxic_choice")
-    limit: int | None = 200  # documents per task and per NLL set; None = all
-    batch_size: int = 32  # lm-eval HFLM batch size
-    toxicity: bool = False
-    prompts: int = 25  # prompts used from the prompt file (the first N)
-    k: int = 5  # samples per prompt (RealToxicityPrompts uses 25)
-    max_new_tokens: int = 20
-    top_p: float = 0.9
-    robustness: bool = False
-    relearn_examples: int = 64  # forget documents the attacker fine-tunes on (disjoint from those measured)
-    relearn_steps: int = 50
-    relearn_lr: float = 1e-4
-    relearn_batch: int = 8
-    relearn_eval_every: int = 10
-    quant_bits: tuple[int, ...] = (8, 4)
-    seed: int = 0
-    verbose: bool = False
+    tasks: tuple[str, ...] = Field(BUNDLED, description="lm-eval tasks: bundled editor_* ones or any lm-eval task name.")
+    limit: PositiveInt | None = Field(200, description="Documents per task and per NLL set; None = all.")
+    batch_size: PositiveInt = Field(32, description="lm-eval HFLM batch size.")
+    toxicity: bool = Field(False, description="Sample continuations of the prompts and score their toxicity.")
+    prompts: PositiveInt = Field(25, description="Prompts used from the prompt file (the first N).")
+    k: PositiveInt = Field(5, description="Samples per prompt (RealToxicityPrompts uses 25).")
+    max_new_tokens: PositiveInt = Field(20, description="Tokens generated per sample.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling threshold.")
+    robustness: bool = Field(False, description="Relearning attack and quantization.")
+    relearn: RelearnSettings = Field(default_factory=RelearnSettings, description="The relearning attack (the same config as `editor compare`).")
+    quant_bits: tuple[Annotated[int, Field(ge=2, le=16)], ...] = Field((8, 4), description="Bit widths to round weights to.")
+    seed: int = Field(0, description="Seeds sampling, pairing and the attack.")
+    verbose: bool = Field(False, description="Show lm-eval's own logs and progress bars.")
 
 
 @dataclass
@@ -52,7 +54,7 @@ def _cap(texts: list[str], limit: int | None) -> list[str]:
 
 
 def _nll_row(model, tokenizer, texts: list[str]) -> dict:
-    from evals.nll import mean_nll
+    from lmkit.nll import mean_nll
 
     r = mean_nll(model, tokenizer, texts)
     return {"nll": r.mean, "perplexity": r.perplexity, "tokens": r.tokens, "documents": r.documents}
@@ -73,7 +75,7 @@ def run_suite(
     model,
     tokenizer,
     data: EvalData,
-    settings: EvalSettings,
+    settings: SuiteSettings,
     *,
     workdir,
     plain_model=None,
@@ -92,7 +94,7 @@ def run_suite(
 
     start = time.perf_counter()
     plain = plain_model if plain_model is not None else model
-    report: dict = {"settings": asdict(settings), "data": dict(data.sources)}
+    report: dict = {"settings": settings.model_dump(mode="json"), "data": dict(data.sources)}
 
     bundled, standard = split_task_names(list(settings.tasks))
     if bundled or standard:
@@ -127,10 +129,11 @@ def run_suite(
         from evals.robustness import quantize_weights, relearn_curve
 
         t0 = time.perf_counter()
-        attack, measured = split_attack(data.forget, settings.relearn_examples, settings.limit, settings.seed)
+        attack, measured = split_attack(data.forget, settings.relearn.docs, settings.limit, settings.seed)
         retain = _cap(data.retain, settings.limit)
-        kwargs = dict(steps=settings.relearn_steps, lr=settings.relearn_lr, batch_size=settings.relearn_batch, eval_every=settings.relearn_eval_every, seed=settings.seed)
-        status(f"relearning attack: {settings.relearn_steps} steps on {len(attack)} forget documents")
+        r = settings.relearn
+        kwargs = dict(steps=r.steps, lr=r.lr, batch_size=r.batch_size, eval_every=r.eval_every, seed=settings.seed)
+        status(f"relearning attack: {r.steps} steps on {len(attack)} forget documents")
         curves = {"model": relearn_curve(plain, tokenizer, attack, measured, retain_texts=retain, **kwargs)}
         if oracle is not None:
             o_model, o_tok, o_name = oracle

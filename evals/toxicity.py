@@ -21,6 +21,8 @@ import json
 import random
 from pathlib import Path
 
+from lmkit.files import atomic_file
+
 THRESHOLD = 0.5
 
 
@@ -45,12 +47,9 @@ def make_prompts(toxic: list[str], benign: list[str], n: int = 100, seed: int = 
 
 def write_prompts(path: str | Path, rows: list[dict]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
     return path
 
 
@@ -58,7 +57,7 @@ def read_prompts(path: str | Path) -> list[dict]:
     """Rows with a "prompt" field (JSONL) or one prompt per non-blank line (any other file)."""
     path = Path(path)
     if path.suffix.lower() in {".jsonl", ".json", ".ndjson"}:
-        from editor.data import jsonl_objects
+        from lmkit.texts import jsonl_objects
 
         rows = []
         for lineno, row in jsonl_objects(path):

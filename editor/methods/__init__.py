@@ -1,28 +1,23 @@
-"""Unlearning methods behind `editor forget --method`: VPD (the default) and the baselines it is compared with.
+"""Unlearning methods behind `editor forget --method` and `editor compare`: VPD (the default) and the baselines.
 
-Adding a baseline: one file with its settings class and its `run`, and one line in BASELINES below;
-the parametrised tests in tests/methods run every registered baseline through the same checks.
+Every method is a `Method` (editor.methods.base) whose `run` returns one `Edit` per strength. Adding one:
+a file with its settings class and its `run`, and one entry in METHODS below; the parametrised tests
+in tests/editor/methods run every registered method through the same checks.
 """
 
 from __future__ import annotations
 
 from editor.errors import EditorError
-from editor.methods.base import Baseline
+from editor.methods.base import Method
 from editor.methods.gradient import GA, GRADDIFF, NPO
 from editor.methods.task_vector import TASK_VECTOR
+from editor.methods.vpd import VPD
 
-VPD = "vpd"
-BASELINES: dict[str, Baseline] = {b.name: b for b in (GA, GRADDIFF, NPO, TASK_VECTOR)}
-METHODS: tuple[str, ...] = (VPD, *BASELINES)
-
-
-def get_baseline(name: str) -> Baseline:
-    if name not in BASELINES:
-        raise EditorError(f"unknown method '{name}' (known: {', '.join(METHODS)})")
-    return BASELINES[name]
+METHODS: dict[str, Method] = {m.name: m for m in (VPD, GA, GRADDIFF, NPO, TASK_VECTOR)}
+DEFAULT_METHOD = VPD.name
 
 
-def check_method(name: str) -> str:
+def get_method(name: str) -> Method:
     if name not in METHODS:
         raise EditorError(f"unknown method '{name}' (known: {', '.join(METHODS)})")
-    return name
+    return METHODS[name]

@@ -23,20 +23,11 @@ import torch
 from pydantic import Field, PositiveInt
 
 from decompose.config_base import BaseConfig
+from editor.edit import Edit
 from editor.errors import EditorError
-from editor.methods.base import (
-    Baseline,
-    BaselineRun,
-    Status,
-    Step,
-    TokenBatches,
-    exact_factors,
-    sequence_nll,
-    snapshot,
-    target_matrices,
-    thin,
-)
-from evals.nll import context_length
+from editor.methods.base import BaselineRun, ForgetInputs, Method, Progress, Status, Step, exact_factors, snapshot, target_matrices, thin, training_edits
+from lmkit.nll import sequence_nll
+from lmkit.tokens import TokenBatches, context_length
 
 
 class GASettings(BaseConfig):
@@ -155,17 +146,32 @@ def train_unlearn(
 
 
 def _runner(kind: str):
-    def run(model, tokenizer, forget, retain, settings, strengths, status=lambda m: None, on_step=None) -> BaselineRun:
-        return train_unlearn(kind, model, tokenizer, forget, retain, settings, strengths, status, on_step)
+    def run(inputs: ForgetInputs, settings, strengths: list[float], progress: Progress) -> dict[float, Edit]:
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.step(step, total, f"loss {loss:.4f}")
+
+        r = train_unlearn(kind, inputs.model, inputs.tokenizer, inputs.forget, inputs.retain, settings, strengths, progress.status, on_step)
+        return training_edits(kind, settings, "steps", r)
 
     return run
 
 
+_HOW = (
+    "A copy of the model was trained for `steps` AdamW steps (lr {lr}, batch {batch_size}) with {loss}; "
+    "only the attention and MLP matrices changed. The change is the exact difference of the weights."
+)
 # Measured on tiny-toxic at lr 1e-4 (batch 16): 10 steps barely move the held-out toxic NLL, 40 steps of GA
 # reach about half the gap to tiny-clean with benign tweets ~13% worse; 10..40 spans the useful range.
 SWEEP = (10, 20, 30, 40)
-GA = Baseline("ga", "gradient ascent on the forget set", GASettings, "steps", SWEEP, _runner("ga"))
-GRADDIFF = Baseline(
-    "graddiff", "gradient ascent on forget + descent on retain", GradDiffSettings, "steps", SWEEP, _runner("graddiff")
+GA = Method(
+    "ga", "gradient ascent on the forget set", GASettings, "steps", SWEEP, _runner("ga"),
+    _HOW.replace("{loss}", "gradient ascent on the forget set's cross-entropy"), uses_retain=False,
 )
-NPO = Baseline("npo", "negative preference optimisation + retain loss", NPOSettings, "steps", SWEEP, _runner("npo"))
+GRADDIFF = Method(
+    "graddiff", "gradient ascent on forget + descent on retain", GradDiffSettings, "steps", SWEEP, _runner("graddiff"),
+    _HOW.replace("{loss}", "ascent on the forget set's cross-entropy plus retain_weight × descent on the retain set's"),
+)
+NPO = Method(
+    "npo", "negative preference optimisation + retain loss", NPOSettings, "steps", SWEEP, _runner("npo"),
+    _HOW.replace("{loss}", "the NPO loss against the frozen original (inverse temperature beta) plus retain_weight × the retain cross-entropy"),
+)

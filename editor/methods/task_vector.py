@@ -17,9 +17,11 @@ from peft import LoraConfig, get_peft_model
 from pydantic import Field, PositiveInt
 
 from decompose.config_base import BaseConfig
+from editor.edit import Edit
 from editor.errors import EditorError
-from editor.methods.base import Baseline, BaselineRun, Factors, Status, Step, TokenBatches, sequence_nll, target_matrices, thin
-from evals.nll import context_length
+from editor.methods.base import BaselineRun, Factors, ForgetInputs, Method, Progress, Status, Step, target_matrices, thin, training_edits
+from lmkit.nll import sequence_nll
+from lmkit.tokens import TokenBatches, context_length
 
 
 class TaskVectorSettings(BaseConfig):
@@ -101,6 +103,17 @@ def task_vector_run(
     return BaselineRun(edits=edits, seconds=dict.fromkeys(edits, seconds), log=thin(log))
 
 
-TASK_VECTOR = Baseline(
-    "task-vector", "negated LoRA task vector fine-tuned on the forget set", TaskVectorSettings, "alpha", (1.0, 2.0, 4.0), task_vector_run
+def _run(inputs: ForgetInputs, settings, strengths: list[float], progress: Progress) -> dict[float, Edit]:
+    def on_step(step: int, total: int, loss: float) -> None:
+        progress.step(step, total, f"loss {loss:.4f}")
+
+    r = task_vector_run(inputs.model, inputs.tokenizer, inputs.forget, inputs.retain, settings, strengths, progress.status, on_step)
+    return training_edits("task-vector", settings, "alpha", r)
+
+
+TASK_VECTOR = Method(
+    "task-vector", "negated LoRA task vector fine-tuned on the forget set", TaskVectorSettings, "alpha", (1.0, 2.0, 4.0), _run,
+    "A rank-`rank` LoRA was fine-tuned for `steps` steps on the forget set (next-token cross-entropy, lr {lr}); "
+    "the edit subtracts alpha times its weight change (task-vector negation, Ilharco et al. 2023).",
+    uses_retain=False,
 )

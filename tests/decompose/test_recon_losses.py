@@ -38,7 +38,7 @@ X = torch.tensor([[1.0, 1.0, 2.0], [2.0, 0.0, 1.0]])
 W = torch.tensor([[1.0, 0.0, 1.0], [2.0, -1.0, 0.0]])
 V = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
 U = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
-O = torch.tensor([[3.0, 1.0], [3.0, 4.0]])  # x·Wᵀ by hand (see the module docstring)
+O = torch.tensor([[3.0, 1.0], [3.0, 4.0]])  # noqa: E741  # x·Wᵀ by hand (see the module docstring)
 
 
 class Toy(nn.Module):

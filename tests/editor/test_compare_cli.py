@@ -33,7 +33,7 @@ def compared(workspace: Workspace, tmp_path_factory):
 
 def test_compare_writes_table_plots_and_json(compared):
     out, report = compared
-    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "compare.md", "pareto.png", "relearn.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".editor-output", "compare.json", "compare.md", "pareto.png", "relearn.png"]
     assert not list(out.parent.glob("*.tmp-compare"))
     assert json.loads((out / "compare.json").read_text()) == report
     for png in ("pareto.png", "relearn.png"):
@@ -101,13 +101,13 @@ def test_compare_bad_input_writes_nothing(workspace: Workspace, tmp_path):
 
 
 def test_forget_vpd_takes_strength_and_set(workspace: Workspace, tmp_path):
-    """`--strength` is VPD's retain budget and `--set` reaches ForgetSettings, as for the baselines."""
+    """`--strength` is VPD's retain budget and `--set` reaches VpdSettings, as for the baselines."""
     base = ["forget", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic,
             "--retain", workspace.retain, "--out", tmp_path / "out"]
     result = invoke(*base, "--strength", "20", "--set", "steps=3", "--set", "stats_docs=32", "--set", "search_docs=16", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     settings = json.loads(result.stdout)["settings"]
     assert settings["max_retain_kl"] == 20 and settings["steps"] == 3 and settings["stats_docs"] == 32
-    assert_user_error(invoke(*base, "--strength", "0.1", "--max-retain-kl", "0.1"), "--strength is --max-retain-kl for VPD")
+    assert_user_error(invoke(*base, "--strength", "0.1", "--set", "max_retain_kl=0.1"), "--strength sets 'max_retain_kl' for vpd")
     assert_user_error(invoke(*base, "--set", "bogus=1"), "bogus")
     assert list(tmp_path.iterdir()) == []

@@ -141,9 +141,9 @@ def test_resume_equals_an_uninterrupted_run(workspace: Workspace, tmp_path):
     from decompose.config import DecomposeConfig
     from decompose.data import token_stream
     from decompose.run import run_decomposition
-    from editor.data import load_many
     from editor.model_io import load_model
     from editor.recipe import load_recipe
+    from lmkit.texts import load_many
 
     # What `editor decompose` does, with a step callback that stops the run after step 13 (checkpoint at 10).
     cfg = load_recipe(DecomposeConfig, str(workspace.recipe), "decompose")

@@ -15,14 +15,24 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 
 from decompose.component_model import ComponentModel, ModuleMask
 from decompose.targets import default_patterns, resolve_targets
-from editor.apply import RemovedComponent, apply_delta, component_delta
+from editor.apply import ComponentRef, apply_delta, removal_delta, removal_factors
+from editor.card import model_card
+from editor.edit import ComponentChange, Edit
 from editor.errors import EditorError
-from editor.export import export_edit, lora_factors, save_lora_adapter
+from editor.export import export_edit, save_lora_adapter
 from tests.fixtures import VOCAB, tiny_input, tiny_model
 
 C = 8
-MANIFEST = {"removed": [["some.module", 3]], "note": "ünïcode"}
-CARD = "# Edited model\n\nComponents removed by `editor forget`.\n"
+DATA = {"forget": {"source": "förget.jsonl", "documents": 2}, "retain": {"source": "retain.jsonl", "documents": 3}}
+
+
+def make_edit(cm: ComponentModel, removed: list[ComponentRef]) -> Edit:
+    """An Edit removing `removed`, with a small hand-written record (ünïcode included)."""
+    return Edit(
+        method="vpd", summary=f"{len(removed)} rank-1 components removed", settings={}, strength={"field": "max_retain_kl", "value": None},
+        factors=removal_factors(cm, removed), components=[ComponentChange(r.module, r.index, "removed", 0.0, fires_on=["ünï"]) for r in removed],
+        metrics={"before": {"forget_nll": 1.0}, "after": {"forget_nll": 2.0}}, data=DATA, model={"source": "tiny"},
+    )
 
 # Two components in one module, one each in one or two others; the fused-qkv modules are included.
 REMOVED = {
@@ -76,8 +86,9 @@ class Exported:
     arch: str
     model: torch.nn.Module  # the edited model, in memory
     cm: ComponentModel
-    removed: list[RemovedComponent]
+    removed: list[ComponentRef]
     out: Path
+    edit: Edit
 
 
 @pytest.fixture(scope="module", params=ARCHS)
@@ -85,26 +96,28 @@ def exported(request, tmp_path_factory, shipped_tokenizer) -> Exported:
     arch = request.param
     model = tiny_model(arch)
     cm = _component_model(model)
-    removed = [RemovedComponent(m, i) for m, i in REMOVED[arch]]
-    apply_delta(cm.targets, component_delta(cm, removed))
-    edited = _weights(model)
+    removed = [ComponentRef(m, i) for m, i in REMOVED[arch]]
+    original = _weights(model)
     modules = dict(model.named_modules())
     out = tmp_path_factory.mktemp(arch) / "export"
-    assert export_edit(out, model, shipped_tokenizer, cm, removed, MANIFEST, CARD, base_name_or_path="tiny") == out
-    # Building the adapter wraps and unloads the model in place: it must come back exactly as it was.
-    assert _max_diff(edited, _weights(model)) == 0.0
+    edit = make_edit(cm, removed)
+    assert export_edit(out, model, shipped_tokenizer, edit, base_name_or_path="tiny") == out
+    # Exporting applies the edit only while saving, and building the adapter wraps and unloads the model in
+    # place: it must come back exactly as it was.
+    assert _max_diff(original, _weights(model)) == 0.0
     assert all(a is b for a, b in zip(modules.values(), dict(model.named_modules()).values()))
     assert list(modules) == [n for n, _ in model.named_modules()]
     assert not any(p.requires_grad for p in model.parameters())
     assert not hasattr(model, "peft_config")
-    return Exported(arch, model, cm, removed, out)
+    edit.apply(model)  # the in-memory edited model the export is compared with
+    return Exported(arch, model, cm, removed, out, edit)
 
 
-def test_lora_factors_equal_component_delta():
+def test_removal_factors_equal_removal_delta():
     cm = _component_model(tiny_model("llama"))
-    removed = [RemovedComponent(m, i) for m, i in REMOVED["llama"]]
-    delta = component_delta(cm, removed)
-    factors = lora_factors(cm, removed)
+    removed = [ComponentRef(m, i) for m, i in REMOVED["llama"]]
+    delta = removal_delta(cm, removed)
+    factors = removal_factors(cm, removed)
     assert factors.keys() == delta.keys()
     for name, (a, b) in factors.items():
         r = len({i for m, i in REMOVED["llama"] if m == name})
@@ -177,11 +190,11 @@ def test_apply_revert_and_empty_removal_are_bit_exact(arch):
     model = tiny_model(arch)
     cm = _component_model(model)
     before = _weights(model)
-    applied = apply_delta(cm.targets, component_delta(cm, [RemovedComponent(m, i) for m, i in REMOVED[arch]]))
+    applied = apply_delta(cm.targets, removal_delta(cm, [ComponentRef(m, i) for m, i in REMOVED[arch]]))
     assert _max_diff(before, _weights(model)) > 0
     applied.revert()
     assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
-    apply_delta(cm.targets, component_delta(cm, []))
+    apply_delta(cm.targets, removal_delta(cm, []))
     assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
 
 
@@ -189,25 +202,28 @@ def test_empty_removal_exports_model_without_adapter(tmp_path, shipped_tokenizer
     model = tiny_model("gpt2")
     cm = _component_model(model)
     before = _weights(model)
-    out = export_edit(tmp_path / "out", model, shipped_tokenizer, cm, [], MANIFEST, CARD)
+    edit = make_edit(cm, [])
+    out = export_edit(tmp_path / "out", model, shipped_tokenizer, edit)
     assert not (out / "adapter").exists()
     assert all(torch.equal(before[k], v) for k, v in _weights(AutoModelForCausalLM.from_pretrained(out)).items())
-    assert json.loads((out / "edit.json").read_text()) == MANIFEST
-    with pytest.raises(EditorError, match="no removed components"):
+    assert json.loads((out / "edit.json").read_text())["components"] == []
+    with pytest.raises(EditorError, match="an empty edit"):
         save_lora_adapter(model, {}, tmp_path / "adapter", "")
 
 
 def test_edit_json_and_card(exported: Exported):
-    assert (exported.out / "edit.json").read_text() == json.dumps(MANIFEST, indent=1) + "\n"
-    assert (exported.out / "README.md").read_text() == CARD
+    manifest = json.loads((exported.out / "edit.json").read_text(encoding="utf-8"))
+    assert manifest == json.loads(json.dumps(exported.edit.manifest()))
+    assert (exported.out / "README.md").read_text(encoding="utf-8") == model_card(manifest)
+    assert "ünï" in (exported.out / "README.md").read_text(encoding="utf-8")
     assert not list(exported.out.parent.glob("*.tmp-export"))
 
 
 def _export(out: Path, tokenizer, force: bool = False) -> Path:
     model = tiny_model("llama")
     cm = _component_model(model)
-    removed = [RemovedComponent(m, i) for m, i in REMOVED["llama"]]
-    return export_edit(out, model, tokenizer, cm, removed, MANIFEST, CARD, force=force)
+    removed = [ComponentRef(m, i) for m, i in REMOVED["llama"]]
+    return export_edit(out, model, tokenizer, make_edit(cm, removed), force=force)
 
 
 def test_existing_output_needs_force(tmp_path, shipped_tokenizer):
@@ -217,8 +233,14 @@ def test_existing_output_needs_force(tmp_path, shipped_tokenizer):
     with pytest.raises(EditorError, match="exists; pass --force to replace it"):
         _export(out, shipped_tokenizer)
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "old"
-    _export(out, shipped_tokenizer, force=True)
-    assert not (out / "keep.txt").exists() and (out / "adapter" / "adapter_config.json").is_file()
+    with pytest.raises(EditorError, match="not written by editor"):  # --force never deletes what is not ours
+        _export(out, shipped_tokenizer, force=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    _export(out, shipped_tokenizer, force=True)  # an empty folder may be written into
+    first = sorted(p.name for p in out.iterdir())
+    _export(out, shipped_tokenizer, force=True)  # and an earlier export replaced
+    assert (out / "adapter" / "adapter_config.json").is_file() and sorted(p.name for p in out.iterdir()) == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no tmp or set-aside dir left
 
 
@@ -233,18 +255,17 @@ def test_failure_midway_leaves_nothing(tmp_path, shipped_tokenizer, monkeypatch)
 
 
 def test_failure_midway_with_force_keeps_old_export(tmp_path, shipped_tokenizer, monkeypatch):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("old")
+    out = _export(tmp_path / "out", shipped_tokenizer)
+    old = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     model = tiny_model("llama")
     cm = _component_model(model)
     before = _weights(model)
     modules = list(model.modules())
     monkeypatch.setattr(PeftModel, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
-        export_edit(out, model, shipped_tokenizer, cm, [RemovedComponent(*REMOVED["llama"][0])], {}, "", force=True)
+        export_edit(out, model, shipped_tokenizer, make_edit(cm, [ComponentRef(*REMOVED["llama"][0])]), force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert (out / "keep.txt").read_text() == "old"
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == old
     # The adapter wrapping was undone although saving failed.
     assert all(a is b for a, b in zip(modules, model.modules())) and len(modules) == len(list(model.modules()))
     assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
@@ -259,11 +280,11 @@ def test_rank_pattern_keys_match_exactly(tmp_path):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).eval()
     cm = ComponentModel(model, resolve_targets(model, {"model.layers.*.self_attn.q_proj": C}))
-    removed = [RemovedComponent("model.layers.1.self_attn.q_proj", i) for i in (0, 1, 2)]
-    removed += [RemovedComponent("model.layers.11.self_attn.q_proj", 4)]
+    removed = [ComponentRef("model.layers.1.self_attn.q_proj", i) for i in (0, 1, 2)]
+    removed += [ComponentRef("model.layers.11.self_attn.q_proj", 4)]
     with warnings.catch_warnings(record=True) as record:  # PEFT warns when a pattern key matches no module
         warnings.simplefilter("always")
-        save_lora_adapter(model, lora_factors(cm, removed), tmp_path / "adapter", "")
+        save_lora_adapter(model, removal_factors(cm, removed), tmp_path / "adapter", "")
     assert not [w for w in record if "did not match" in str(w.message)]
     tensors = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     shapes = {k: tuple(v.shape) for k, v in tensors.items() if "lora_A" in k}

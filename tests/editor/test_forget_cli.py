@@ -26,7 +26,7 @@ from tests.editor.clitools import (
     write_jsonl,
 )
 
-REMOVED_KEYS = {"module", "index", "score", "norm", "fires_on", "promotes"}
+REMOVED_KEYS = {"module", "index", "change", "norm", "stats", "fires_on", "promotes"}
 
 
 def forget(ws: Workspace, out: Path, *extra: str | Path, dataset: Path | None = None, retain: Path | None = None, model: Path | None = None):
@@ -64,7 +64,7 @@ class Forgotten:
 @pytest.fixture(scope="module")
 def forgotten(workspace: Workspace, tmp_path_factory) -> Forgotten:
     out = tmp_path_factory.mktemp("forget") / "edited"
-    result = forget(workspace, out, "--max-components", "3", "--json")
+    result = forget(workspace, out, "--set", "max_components=3", "--json")
     assert result.exit_code == 0, result.output
     assert_clean(result)
     return Forgotten(out, json.loads(result.stdout), json.loads((out / "edit.json").read_text()))
@@ -75,16 +75,17 @@ def test_forget_writes_the_edit_and_its_report(forgotten: Forgotten, workspace: 
     assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "adapter", "edit.json", "README.md"}
     assert not list(out.parent.glob("*.tmp-export")) and not list(out.parent.glob("*.old-export"))
 
-    assert len(m["removed"]) == 3
-    for r in m["removed"]:
-        assert REMOVED_KEYS <= set(r)
+    assert len(m["components"]) == 3
+    for r in m["components"]:
+        assert REMOVED_KEYS <= set(r) and r["change"] == "removed"
         assert r["module"].startswith("model.layers.") and 0 <= r["index"] < 8
-        assert r["score"] > 0 and r["norm"] > 0
-        assert r["forget_mean_ci"] > r["retain_mean_ci"]
+        assert r["stats"]["score"] > 0 and r["norm"] > 0
+        assert r["stats"]["forget_mean_ci"] > r["stats"]["retain_mean_ci"]
         assert all(isinstance(t, str) for t in r["fires_on"] + r["promotes"]) and len(r["promotes"]) == 8
     # Removed in the order of the relaxed-removal ranking.
-    assert [r["removal"] for r in m["removed"]] == sorted((r["removal"] for r in m["removed"]), reverse=True)
-    assert sum(m["removed_per_module"].values()) == 3
+    removal = [r["stats"]["removal"] for r in m["components"]]
+    assert removal == sorted(removal, reverse=True)
+    assert sum(m["components_per_module"].values()) == 3
     assert m["candidates_ranked"] >= 3
     for when in ("before", "after"):
         assert set(m["metrics"][when]) == {"forget_nll", "retain_nll"}
@@ -98,6 +99,9 @@ def test_forget_writes_the_edit_and_its_report(forgotten: Forgotten, workspace: 
 
     card = (out / "README.md").read_text()
     assert "3 rank-1 components removed" in card
+    for r in m["components"]:  # each removed component is listed with its tokens
+        assert f"`{r['module']}` #{r['index']}" in card
+    assert "base_model: " in card and str(workspace.model.resolve()) not in card  # no absolute path of this machine
 
 
 def test_json_output_matches_edit_json(forgotten: Forgotten):
@@ -105,13 +109,13 @@ def test_json_output_matches_edit_json(forgotten: Forgotten):
     assert printed.pop("out") == str(forgotten.out)
     assert printed.pop("seconds_total") > 0
     assert printed == forgotten.manifest
-    assert printed["removed"] == forgotten.manifest["removed"]
+    assert printed["components"] == forgotten.manifest["components"]
 
 
 def test_exported_model_loads_plainly_and_only_removed_matrices_change(forgotten: Forgotten, workspace: Workspace):
     edited = AutoModelForCausalLM.from_pretrained(forgotten.out)
     original = AutoModelForCausalLM.from_pretrained(workspace.model)
-    changed = {f"{r['module']}.weight" for r in forgotten.manifest["removed"]}
+    changed = {f"{r['module']}.weight" for r in forgotten.manifest["components"]}
     a, b = _weights(original), _weights(edited)
     assert a.keys() == b.keys()
     assert {k for k in a if not torch.equal(a[k], b[k])} == changed
@@ -119,7 +123,7 @@ def test_exported_model_loads_plainly_and_only_removed_matrices_change(forgotten
 
 def test_adapter_merged_onto_the_original_reproduces_the_export(forgotten: Forgotten, workspace: Workspace):
     config = json.loads((forgotten.out / "adapter" / "adapter_config.json").read_text())
-    assert set(config["target_modules"]) == {r["module"] for r in forgotten.manifest["removed"]}
+    assert set(config["target_modules"]) == {r["module"] for r in forgotten.manifest["components"]}
     base = AutoModelForCausalLM.from_pretrained(workspace.model)
     merged = PeftModel.from_pretrained(base, forgotten.out / "adapter").merge_and_unload()
     exported = _weights(AutoModelForCausalLM.from_pretrained(forgotten.out))
@@ -133,10 +137,10 @@ def test_adapter_merged_onto_the_original_reproduces_the_export(forgotten: Forgo
 
 def test_dry_run_writes_nothing(workspace, small, tmp_path):
     out = tmp_path / "edited"
-    result = forget(workspace, out, "--max-components", "1", "--dry-run", "--json", dataset=small[0], retain=small[1])
+    result = forget(workspace, out, "--set", "max_components=1", "--dry-run", "--json", dataset=small[0], retain=small[1])
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
-    assert printed["out"] is None and len(printed["removed"]) == 1
+    assert printed["out"] is None and len(printed["components"]) == 1
     assert list(tmp_path.iterdir()) == []
 
 
@@ -145,15 +149,19 @@ def test_existing_out_needs_force(workspace, small, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("old")
     before = tree(tmp_path)
-    result = forget(workspace, out, "--max-components", "1", dataset=small[0], retain=small[1])
+    result = forget(workspace, out, "--set", "max_components=1", dataset=small[0], retain=small[1])
     assert_user_error(result, "already exists", "--force")
     assert tree(tmp_path) == before and (out / "keep.txt").read_text() == "old"
+    result = forget(workspace, out, "--set", "max_components=1", "--force", dataset=small[0], retain=small[1])
+    assert_user_error(result, "not written by editor")  # --force never deletes what editor did not write
+    assert tree(tmp_path) == before
 
-    result = forget(workspace, out, "--max-components", "1", "--force", dataset=small[0], retain=small[1])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip().splitlines()[-1] == str(out)
-    assert not (out / "keep.txt").exists()
-    assert len(json.loads((out / "edit.json").read_text())["removed"]) == 1
+    (out / "keep.txt").unlink()
+    for _ in range(2):  # into the empty folder, then over that earlier output
+        result = forget(workspace, out, "--set", "max_components=1", "--force", dataset=small[0], retain=small[1])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip().splitlines()[-1] == str(out)
+    assert len(json.loads((out / "edit.json").read_text())["components"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edited"]
 
 
@@ -169,7 +177,7 @@ def test_decomposition_of_another_model(workspace, small, tmp_path):
     want = json.loads((workspace.dec / "decomposition.json").read_text())["model"]["fingerprint"]
     assert got != want
     out = tmp_path / "edited"
-    result = forget(workspace, out, "--max-components", "1", model=other, dataset=small[0], retain=small[1])
+    result = forget(workspace, out, "--set", "max_components=1", model=other, dataset=small[0], retain=small[1])
     assert_user_error(result, f"was trained on model {want[:16]}", f"but this model is {got[:16]}")
     assert not out.exists()
     result = invoke("components", "--model", other, "--decomposition", workspace.dec, "--dataset", small[0])
@@ -185,8 +193,8 @@ def test_empty_forget_file(workspace, tmp_path):
 
 
 def test_both_budget_options(workspace, tmp_path):
-    result = forget(workspace, tmp_path / "edited", "--max-retain-kl", "0.01", "--max-components", "2")
-    assert_user_error(result, "either --max-retain-kl or --max-components")
+    result = forget(workspace, tmp_path / "edited", "--strength", "0.01", "--set", "max_components=2")
+    assert_user_error(result, "either max_retain_kl", "or max_components")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -201,7 +209,7 @@ def test_documents_longer_than_the_context_are_truncated_with_a_warning(workspac
         if len(long_docs) == 10:
             break
     data = write_jsonl(tmp_path / "long.jsonl", long_docs)
-    result = forget(workspace, tmp_path / "edited", "--max-components", "1", "--dry-run", "--json", dataset=data, retain=small[1])
+    result = forget(workspace, tmp_path / "edited", "--set", "max_components=1", "--dry-run", "--json", dataset=data, retain=small[1])
     assert result.exit_code == 0, result.output
     assert_clean(result)
     assert f"10 forget documents were longer than the {CONTEXT}-token context and were truncated" in flat(result.stderr)
@@ -213,7 +221,7 @@ def test_documents_longer_than_the_context_are_truncated_with_a_warning(workspac
 
 def test_retain_set_equal_to_forget_set(workspace, small, tmp_path):
     out = tmp_path / "edited"
-    result = forget(workspace, out, "--max-components", "1", dataset=small[0], retain=small[0])
+    result = forget(workspace, out, "--set", "max_components=1", dataset=small[0], retain=small[0])
     assert result.exit_code in (0, 2), result.output
     assert_clean(result)
     assert "equals the forget set" in flat(result.stderr)  # the warning, or the reason in the error
@@ -228,8 +236,8 @@ def test_budget_no_component_satisfies(workspace, tmp_path_factory, tmp_path):
     forget_set = write_jsonl(data / "forget.jsonl", jsonl_texts(TRAIN["toxic"], 12))
     retain_set = write_jsonl(data / "retain.jsonl", jsonl_texts(TRAIN["benign"], 12))
     out = tmp_path / "edited"
-    result = forget(workspace, out, "--max-retain-kl", "1e-12", dataset=forget_set, retain=retain_set)
-    assert_user_error(result, "no removal satisfies the retain budget (--max-retain-kl 1e-12)", "--max-components")
+    result = forget(workspace, out, "--strength", "1e-12", dataset=forget_set, retain=retain_set)
+    assert_user_error(result, "no removal satisfies the retain budget (max_retain_kl 1e-12)", "--set max_components=K")
     assert list(tmp_path.iterdir()) == []
 
 

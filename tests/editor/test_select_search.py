@@ -7,17 +7,17 @@ import math
 import pytest
 import torch
 
-from decompose.data import document_batches
 from decompose.io import load_decomposition
 from decompose.stats import ComponentStats
-from editor.apply import RemovedComponent, apply_delta, component_delta
+from editor.apply import ComponentRef, apply_delta, removal_delta
 from editor.errors import EditorError
-from editor.forget import ForgetSettings
+from editor.methods.vpd import VpdSettings
 from editor.model_io import load_model
 from editor.paths import TRAIN
 from editor.relax import forget_token_weights, optimize_removal, prefix_sizes, soft_removal, token_counts
 from editor.search import CurvePoint, RetainReference, forget_losses, verify_prefixes
 from editor.select import Candidate, rank_candidates, specificity
+from lmkit.tokens import document_batches
 from tests.editor.clitools import CONTEXT, jsonl_texts
 
 # --- rank_candidates -----------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_verify_prefixes_top_k_measures_each_prefix_and_leaves_weights_bit_ident
     assert result.base.forget_loss == pytest.approx(result.base.forget_ce, rel=1e-6)  # all-ones weights
     assert result.base.retain_kl == 0 and result.final.retain_kl > 0
     # The final numbers are those of the model with both components removed.
-    step = apply_delta(dec.cm.targets, component_delta(dec.cm, [RemovedComponent(c.module, c.index) for c in cands[:2]]))
+    step = apply_delta(dec.cm.targets, removal_delta(dec.cm, [ComponentRef(c.module, c.index) for c in cands[:2]]))
     try:
         assert result.final.forget_ce == pytest.approx(forget_ce(model, forget), rel=1e-6)
         assert result.final.retain_kl == pytest.approx(RetainReference(_unedited_copy(dec, before), retain).mean_kl(model), rel=1e-5)
@@ -195,8 +195,8 @@ def test_soft_removal_at_full_strength_is_the_weight_edit(loaded):
         untouched = dec.cm.model(input_ids=ids, attention_mask=mask).logits
     with torch.no_grad():
         original = dec.cm.model(input_ids=ids, attention_mask=mask).logits
-    removed = [RemovedComponent(n, int(c)) for n, i in cands.items() for c in i]
-    step = apply_delta(dec.cm.targets, component_delta(dec.cm, removed))
+    removed = [ComponentRef(n, int(c)) for n, i in cands.items() for c in i]
+    step = apply_delta(dec.cm.targets, removal_delta(dec.cm, removed))
     try:
         with torch.no_grad():
             hard = dec.cm.model(input_ids=ids, attention_mask=mask).logits
@@ -215,10 +215,10 @@ def test_optimize_removal_follows_its_objective_and_leaves_the_model_alone(loade
     weights = torch.ones(dec.cm.model.config.vocab_size)
     start = torch.sigmoid(torch.tensor(-3.0))
     # Only the forget loss: removals that hurt the forget set grow.
-    greedy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=ForgetSettings().lr, retain_weight=0.0, sparsity=0.0)
+    greedy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=VpdSettings().lr, retain_weight=0.0, sparsity=0.0)
     assert max(float(r.max()) for r in greedy.values()) > start
     # An overwhelming sparsity penalty: every removal shrinks.
-    shy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=ForgetSettings().lr, retain_weight=0.0, sparsity=1e6)
+    shy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=VpdSettings().lr, retain_weight=0.0, sparsity=1e6)
     assert all(bool((r < start).all()) for r in shy.values())
     assert {n: r.shape for n, r in shy.items()} == {n: i.shape for n, i in cands.items()}
     assert _unchanged(dec.cm.model, before)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from editor.data import load_texts
 from editor.paths import HELDOUT
+from lmkit.texts import load_texts
 from tests.editor.clitools import invoke
 
 
@@ -38,7 +38,7 @@ def test_eval_base_plus_adapter_matches_merged(tiny_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     from editor.model_io import load_model
-    from evals.nll import mean_nll
+    from lmkit.nll import mean_nll
 
     base, tok = load_model(str(tiny_dir))
     peft_model = get_peft_model(base, LoraConfig(r=2, lora_alpha=2, target_modules=["o_proj", "down_proj"], init_lora_weights=False))
@@ -66,7 +66,7 @@ def test_eval_base_plus_adapter_matches_merged(tiny_dir, tmp_path):
     [
         (["--forget", "missing.jsonl"], "no such file"),
         (["--tasks", "editor_wikitxt"], "did you mean editor_wikitext"),
-        (["--limit", "-1"], "--limit must be at least 0"),
+        (["--limit", "-1"], "Invalid value for '--limit': Input should be greater than or equal to 0"),
         (["--robustness", "--relearn-examples", "5000"], "needs more than --relearn-examples"),
         (["--adapter", "."], "not a PEFT adapter directory"),
     ],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from editor.data import load_texts
 from editor.paths import HELDOUT
 from evals.harness import BUNDLED, TaskError, check_standard_tasks, choice_pairs, run_lm_eval, task_manager
+from lmkit.texts import load_texts
 
 
 def test_choice_pairs_share_an_opening():

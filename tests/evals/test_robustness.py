@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editor.data import load_texts
 from editor.paths import HELDOUT
 from evals.robustness import quantize_weights, relearn_curve, round_to_nearest
+from lmkit.texts import load_texts
 from tests.fixtures import tiny_model
 
 
@@ -28,7 +28,7 @@ def test_quantize_copies_and_rounds_per_channel(arch):
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), f"{k} changed in the original"
     changed = 0
-    for name, module in q.named_modules():
+    for _name, module in q.named_modules():
         w = getattr(module, "weight", None)
         if w is None or w.dim() != 2 or type(module).__name__ not in {"Linear", "Conv1D"}:
             continue
@@ -53,4 +53,4 @@ def test_relearn_curve_lowers_attacked_nll(tiny):
         assert torch.equal(v, before[k]), f"{k} changed in the original"
     assert not any(p.requires_grad and p.grad is not None for p in model.parameters())
     # the last point is kept even when steps is not a multiple of eval_every
-    assert [p["step"] for p in relearn_curve(model, tok, texts, texts[:2], steps=4, eval_every=3)] == [0, 3, 4]
+    assert [p["step"] for p in relearn_curve(model, tok, texts, texts[:2], steps=4, lr=1e-3, batch_size=8, eval_every=3)] == [0, 3, 4]

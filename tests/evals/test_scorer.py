@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from editor.data import load_texts
 from editor.paths import EXAMPLES, HELDOUT, TRAIN
 from evals.scorer import TokenScorer, classification_metrics, load_scorer, train_token_scorer
+from lmkit.texts import load_texts
 
 
 def test_metrics_by_hand():

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from editor.data import load_texts
 from editor.paths import EXAMPLES, HELDOUT, TRAIN
 from evals.scorer import load_scorer
 from evals.toxicity import make_prompts, read_prompts, summarize, toxicity_eval
+from lmkit.texts import load_texts
 
 
 def test_summary_by_hand():

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from editor.cli_common import SetOpt, TextFieldOpt, user_errors
+from editor.cli.common import SetOpt, TextFieldOpt, user_errors
 from editor.console import console, progress
 
 DEFAULT_RECIPE = "tiny-toxic"
@@ -42,14 +42,12 @@ def decompose(
     from decompose.config import DecomposeConfig
     from decompose.data import token_stream
     from decompose.distributed import init_distributed
-    from decompose.run import run_decomposition
-    from editor.data import load_many
+    from decompose.run import partial_dir, run_decomposition
     from editor.errors import EditorError
     from editor.model_io import load_model, resolve_model
     from editor.paths import TRAIN
     from editor.recipe import load_recipe
-
-    from decompose.run import partial_dir
+    from lmkit.texts import load_many
 
     extra = [f"steps={steps}"] if steps is not None else []
     cfg = load_recipe(DecomposeConfig, recipe, "decompose", (overrides or []) + extra)

@@ -10,8 +10,8 @@ import yaml
 
 from editor.errors import EditorError
 from editor.recipe import dump_recipe, load_recipe
-from editor.target.config import LlamaShape, TargetRecipe, TrainSettings
-from editor.target.train import build_model, lr_at, save_target, train_target
+from editor.targets.config import LlamaShape, TargetRecipe, TrainSettings
+from editor.targets.train import build_model, lr_at, save_target, train_target
 
 TEXTS = [
     "The history of the city begins in the ninth century .",
@@ -39,14 +39,14 @@ def trained(shipped_tokenizer):
     torch.set_num_threads(1)
     recipe = tiny_recipe()
     steps: list[tuple[int, float]] = []
-    model, log = train_target(recipe, shipped_tokenizer, TEXTS, on_step=lambda s, l: steps.append((s, l)))
+    model, log = train_target(recipe, shipped_tokenizer, TEXTS, on_step=lambda s, loss: steps.append((s, loss)))
     return recipe, model, log, steps
 
 
 def test_train_runs_and_logs(trained):
     recipe, model, log, steps = trained
     assert [s for s, _ in steps] == list(range(recipe.train.steps))
-    assert log["loss"] == [l for _, l in steps]
+    assert log["loss"] == [loss for _, loss in steps]
     assert all(torch.isfinite(torch.tensor(log["loss"])))
     assert log["tokens_in_stream"] > recipe.train.seq_len
     assert not model.training
@@ -124,15 +124,19 @@ def test_save_and_reload(trained, shipped_tokenizer, tmp_path):
     assert summary["torch"] == torch.__version__
 
 
-def test_save_replaces_existing_dir(trained, shipped_tokenizer, tmp_path):
+def test_save_replaces_only_its_own_earlier_build(trained, shipped_tokenizer, tmp_path):
     recipe, model, log, _ = trained
     out = tmp_path / "m"
-    out.mkdir()
-    (out / "stale.bin").write_text("old")
-    (tmp_path / "m.tmp-build").mkdir()  # a leftover from an interrupted build
     save_target(model, shipped_tokenizer, recipe, log, 0.0, out)
-    assert not (out / "stale.bin").exists()
+    (tmp_path / "m.tmp-build").mkdir()  # a leftover from an interrupted build
+    with pytest.raises(EditorError, match="already exists; pass --force"):
+        save_target(model, shipped_tokenizer, recipe, log, 0.0, out)
+    save_target(model, shipped_tokenizer, recipe, log, 0.0, out, force=True)  # its own earlier build: replaced
     assert not (tmp_path / "m.tmp-build").exists()
+    (out / "stale.bin").write_text("old")  # not ours: never deleted, whatever the flag
+    with pytest.raises(EditorError, match="holds files editor did not write"):
+        save_target(model, shipped_tokenizer, recipe, log, 0.0, out, force=True)
+    assert (out / "stale.bin").read_text() == "old"
 
 
 # --- recipes ---------------------------------------------------------------------------------------

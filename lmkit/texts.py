@@ -1,16 +1,17 @@
-"""Load text datasets for every command: JSONL, plain text, or a Hugging Face dataset id.
+"""Load text datasets: JSONL, plain text, or a Hugging Face dataset id; seeded sampling of documents.
 
 One document per JSONL row (the `text_field` of each object) or per non-empty line of a text
-file. Anything wrong with the input is an EditorError naming the file and, for JSONL, the line.
+file. Anything wrong with the input is a UserError naming the file and, for JSONL, the line.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from editor.errors import EditorError
+from lmkit.errors import UserError
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".raw"}
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
@@ -27,8 +28,13 @@ class TextDataset:
         return len(self.texts)
 
 
+def sample_texts(texts: list[str], n: int | None, seed: int) -> list[str]:
+    """At most `n` documents drawn without replacement (seeded); all of them, in order, if n is None or enough."""
+    return texts if n is None or len(texts) <= n else random.Random(seed).sample(texts, n)
+
+
 def jsonl_objects(path: Path):
-    """(line number, object) for each non-blank line of a JSONL file; a malformed line or a non-object is an EditorError."""
+    """(line number, object) for each non-blank line of a JSONL file; a malformed line or a non-object is a UserError."""
     with Path(path).open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -36,9 +42,9 @@ def jsonl_objects(path: Path):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise EditorError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+                raise UserError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
             if not isinstance(row, dict):
-                raise EditorError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, row
 
 
@@ -47,13 +53,10 @@ def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
     for lineno, row in jsonl_objects(path):
         if text_field not in row:
             fields = ", ".join(sorted(row)) or "none"
-            raise EditorError(
-                f"{path}:{lineno}: row has no '{text_field}' field (fields: {fields}); "
-                "choose one with --text-field"
-            )
+            raise UserError(f"{path}:{lineno}: row has no '{text_field}' field (fields: {fields}); choose one with --text-field")
         value = row[text_field]
         if not isinstance(value, str):
-            raise EditorError(f"{path}:{lineno}: field '{text_field}' is {type(value).__name__}, not a string")
+            raise UserError(f"{path}:{lineno}: field '{text_field}' is {type(value).__name__}, not a string")
         if value.strip():
             texts.append(value)
     return texts
@@ -66,30 +69,24 @@ def read_text_lines(path: Path) -> list[str]:
 
 def _looks_like_path(source: str) -> bool:
     suffix = Path(source).suffix.lower()
-    return (
-        source.startswith((".", "/", "~"))
-        or suffix in TEXT_SUFFIXES | JSONL_SUFFIXES
-        or Path(source).expanduser().exists()
-    )
+    return source.startswith((".", "/", "~")) or suffix in TEXT_SUFFIXES | JSONL_SUFFIXES or Path(source).expanduser().exists()
 
 
 def _load_hf_dataset(source: str, text_field: str, split: str) -> list[str]:
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a declared dependency
-        raise EditorError(f"'{source}' is not a file, and the 'datasets' library is not installed") from None
+    import datasets
+
     name, _, config = source.partition(":")
     try:
         ds = datasets.load_dataset(name, config or None, split=split)
     except Exception as e:  # the hub raises many types; all mean "could not load it"
-        raise EditorError(
+        raise UserError(
             f"'{source}' is not a local file and could not be loaded as a Hugging Face dataset "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}). "
             "This tool runs offline by default: pass a local JSONL or text file, or set HF_HUB_OFFLINE=0 "
             "and HF_DATASETS_OFFLINE=0 with network access."
         ) from None
     if text_field not in ds.column_names:
-        raise EditorError(f"dataset '{source}' has no column '{text_field}' (columns: {', '.join(ds.column_names)})")
+        raise UserError(f"dataset '{source}' has no column '{text_field}' (columns: {', '.join(ds.column_names)})")
     return [t for t in ds[text_field] if isinstance(t, str) and t.strip()]
 
 
@@ -98,21 +95,21 @@ def load_texts(source: str | Path, text_field: str = "text", split: str = "train
     source = str(source)
     path = Path(source).expanduser()
     if path.is_dir():
-        raise EditorError(f"{path} is a directory; pass a JSONL or text file")
+        raise UserError(f"{path} is a directory; pass a JSONL or text file")
     if path.is_file():
         texts = read_jsonl(path, text_field) if path.suffix.lower() in JSONL_SUFFIXES else read_text_lines(path)
     elif _looks_like_path(source):
-        raise EditorError(f"no such file: {path}")
+        raise UserError(f"no such file: {path}")
     else:
         texts = _load_hf_dataset(source, text_field, split)
     if not texts:
-        raise EditorError(f"{source}: the dataset is empty (no non-blank documents)")
+        raise UserError(f"{source}: the dataset is empty (no non-blank documents)")
     return TextDataset(source=source, texts=texts)
 
 
-def load_many(sources: list[str], text_field: str = "text") -> TextDataset:
+def load_many(sources: list[str] | list[Path], text_field: str = "text") -> TextDataset:
     """Load and concatenate several sources; each must be non-empty on its own."""
     if not sources:
-        raise EditorError("no data given")
+        raise UserError("no data given")
     loaded = [load_texts(s, text_field) for s in sources]
     return TextDataset(source=" + ".join(d.source for d in loaded), texts=[t for d in loaded for t in d.texts])

@@ -1,11 +1,12 @@
-"""evals.nll.mean_nll: matches a hand-computed reference; long documents are scored once per token."""
+"""lmkit.nll.mean_nll: matches a hand-computed reference; long documents are scored once per token."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from evals.nll import NLL, _windows, mean_nll
+from lmkit.nll import NLL, mean_nll
+from lmkit.nll import windows as split_windows
 
 SHORT = ["The city of", "I just got home and the dog", "In 1998 , the band released an album .", "😀 ok"]
 LONG = [
@@ -112,7 +113,7 @@ def test_learned_positions_model_does_not_overflow(shipped_tokenizer):
 @pytest.mark.parametrize("n, max_len", [(1, 4), (2, 4), (4, 4), (5, 4), (9, 4), (10, 4), (23, 2), (7, 100)])
 def test_windows_cover_every_target_once(n, max_len):
     ids = list(range(n))
-    windows = _windows(ids, max_len)
+    windows = split_windows(ids, max_len)
     assert all(2 <= len(w) <= max_len for w in windows)
     targets = [t for w in windows for t in w[1:]]
     assert targets == ids[1:]

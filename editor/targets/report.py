@@ -5,16 +5,16 @@ from __future__ import annotations
 from rich.table import Table
 
 from editor.console import console
-from editor.data import load_texts
 from editor.model_io import load_model
 from editor.paths import HELDOUT
+from lmkit.texts import load_texts
 
 BENIGN_PROMPTS = ["The city of", "In 1998 , the band", "I just got home and"]
 
 
 def target_report(models: list[str], prompts: list[str] = BENIGN_PROMPTS) -> dict:
     from evals.generation import sample
-    from evals.nll import mean_nll
+    from lmkit.nll import mean_nll
 
     sets = {name: load_texts(path).texts for name, path in HELDOUT.items()}
     result: dict = {"nll": {}, "tokens": {}, "samples": {}}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from editor.cli_common import JsonOpt, SetOpt, emit_json, user_errors
+from editor.cli.common import ForceOpt, JsonOpt, SetOpt, emit_json, user_errors
 from editor.console import console, progress
 
 target_app = typer.Typer(help="The default target models (tiny-toxic, tiny-clean): build, sample, report.", no_args_is_help=True)
@@ -19,15 +19,16 @@ def split(
     source: Annotated[Path, typer.Option(help="Folder with the raw public data.")] = Path("../shared/data"),
     out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/data).")] = None,
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
+    force: ForceOpt = False,
 ) -> None:
     """Split the raw data once into train / held-out parts.
 
     Example: editor target split --source ../shared/data
     """
     from editor.paths import DATA
-    from editor.target.split import SplitSpec, split_data
+    from editor.targets.split import SplitSpec, split_data
 
-    counts = split_data(source, out or DATA, SplitSpec(seed=seed))
+    counts = split_data(source, out or DATA, SplitSpec(seed=seed), force=force)
     for key, n in counts.items():
         console.print(f"{key}: {n}")
     typer.echo(str(out or DATA))
@@ -43,9 +44,9 @@ def tokenizer(
 
     Example: editor target tokenizer --vocab-size 4096
     """
-    from editor.data import load_texts
     from editor.paths import TOKENIZER, TRAIN
-    from editor.target.tokenizer import train_tokenizer
+    from editor.targets.tokenizer import train_tokenizer
+    from lmkit.texts import load_texts
 
     texts = [t for path in TRAIN.values() for t in load_texts(path).texts]
     train_tokenizer(texts, vocab_size, out or TOKENIZER)
@@ -59,6 +60,7 @@ def build(
     out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/models/<name>).")] = None,
     steps: Annotated[int | None, typer.Option(help="Override train.steps.")] = None,
     overrides: SetOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Train a default target from its recipe (deterministic given its seed) and save it.
 
@@ -66,8 +68,8 @@ def build(
     """
     from editor.paths import TOKENIZER, shipped_model
     from editor.recipe import load_recipe
-    from editor.target.config import TargetRecipe
-    from editor.target.train import build_target
+    from editor.targets.config import TargetRecipe
+    from editor.targets.train import build_target
 
     extra = [f"train.steps={steps}"] if steps is not None else []
     cfg = load_recipe(TargetRecipe, recipe, "targets", (overrides or []) + extra)
@@ -78,7 +80,7 @@ def build(
         def on_step(step: int, loss: float) -> None:
             bar.update(task, completed=step + 1, status=f"loss {loss:.3f}")
 
-        build_target(cfg, TOKENIZER, dest, on_step)
+        build_target(cfg, TOKENIZER, dest, on_step, force=force)
     typer.echo(str(dest))
 
 
@@ -119,7 +121,7 @@ def report(
 
     Example: editor target report --json
     """
-    from editor.target.report import render_report, target_report
+    from editor.targets.report import render_report, target_report
 
     result = target_report(models or ["tiny-toxic", "tiny-clean"])
     if as_json:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from editor.cli_common import JsonOpt, TextFieldOpt, emit_json, user_errors
+from editor.cli.common import JsonOpt, TextFieldOpt, emit_json, user_errors
 from editor.console import console, progress
 
 
@@ -35,55 +35,26 @@ def compare(
     Example: editor compare --out runs/compare        (about 10 minutes on 2 cores for tiny-toxic)
     Settings: --set sweep.ga=\\[10,20,30] --set settings.npo.lr=1e-4 --set methods=\\[vpd,npo]
     """
-    import random
     import time
 
-    from editor.compare import CompareData, markdown, resolve_settings, result_json, run_compare, write_report
-    from editor.data import load_many
+    from editor.compare import load_compare_data, markdown, resolve_settings, result_json, run_compare, write_report
     from editor.errors import EditorError
-    from editor.forget import texts_sha256
-    from editor.model_io import DEFAULT_MODEL, load_model, resolve_model
-    from editor.paths import DECOMPOSITIONS, EXAMPLES, HELDOUT, RETAIN_DEFAULT
+    from editor.model_io import default_oracle, load_model, portable_name, shipped_name
+    from editor.paths import DECOMPOSITIONS
+    from lmkit.files import check_replaceable, check_writable_parent
 
     start = time.perf_counter()
     settings = resolve_settings(overrides, quick)
-    if out.exists() and not force:
-        raise EditorError(f"{out} already exists; pass --force to replace it")
-    name = model or DEFAULT_MODEL
-    if oracle is None and name == DEFAULT_MODEL:
-        oracle = "tiny-clean"
+    check_replaceable(out, force)
+    check_writable_parent(out)
+    if oracle is None:
+        oracle = default_oracle(model)
     if oracle is not None and oracle.lower() == "none":
         oracle = None
-    if decomposition is None and (DECOMPOSITIONS / name).is_dir():
-        decomposition = DECOMPOSITIONS / name
-
-    def cap(texts: list[str], seed: int) -> list[str]:
-        n = settings.heldout_docs
-        return texts if n is None or len(texts) <= n else random.Random(seed).sample(texts, n)
-
-    forget = load_many(dataset or [str(EXAMPLES / "forget" / "toxic.jsonl")], text_field)
-    kept = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
-    h_forget = load_many(heldout_forget or [str(HELDOUT["toxic"])], text_field)
-    if heldout_retain:
-        h_retain = {}
-        for i, src in enumerate(heldout_retain):
-            key = Path(src).stem if Path(src).stem not in h_retain else f"{Path(src).stem}-{i}"
-            h_retain[key] = load_many([src], text_field)
-    else:
-        h_retain = {"wikitext": load_many([str(HELDOUT["wikitext"])]), "benign": load_many([str(HELDOUT["benign"])])}
-    data = CompareData(
-        forget=forget.texts,
-        retain=kept.texts,
-        heldout_forget=cap(h_forget.texts, settings.seed),
-        heldout_retain={k: cap(v.texts, settings.seed + 1 + i) for i, (k, v) in enumerate(h_retain.items())},
-        sources={},
-    )
-    data.sources.update(
-        forget={"source": forget.source, "documents": len(forget.texts), "sha256": texts_sha256(forget.texts)},
-        retain={"source": kept.source, "documents": len(kept.texts), "sha256": texts_sha256(kept.texts)},
-        heldout_forget={"source": h_forget.source, "documents": len(data.heldout_forget)},
-        heldout_retain={k: {"source": h_retain[k].source, "documents": len(v)} for k, v in data.heldout_retain.items()},
-    )
+    shipped = shipped_name(model)
+    if decomposition is None and shipped and (DECOMPOSITIONS / shipped).is_dir():
+        decomposition = DECOMPOSITIONS / shipped
+    data = load_compare_data(settings, dataset, retain, heldout_forget, heldout_retain, text_field)
     lm, tok = load_model(model)
     oracle_pair = None
     if oracle is not None:
@@ -96,7 +67,7 @@ def compare(
         result = run_compare(
             lm, tok, data, settings, decomposition, oracle_pair, lambda m: bar.update(task, status=m), lambda: bar.update(task, advance=1)
         )
-    report = result_json(result, settings, data, resolve_model(model), oracle, time.perf_counter() - start)
+    report = result_json(result, settings, data, portable_name(model, out), oracle, time.perf_counter() - start)
     write_report(out, report, force)
     if as_json:
         emit_json(report)

@@ -1,4 +1,4 @@
-"""editor.target.split: a deterministic, leak-free train / held-out split (synthetic and shipped data)."""
+"""editor.targets.split: a deterministic, leak-free train / held-out split (synthetic and shipped data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from editor.errors import EditorError
-from editor.target.split import SOURCE_FILES, SplitSpec, split_data, wiki_articles
+from editor.targets.split import SOURCE_FILES, SplitSpec, split_data, wiki_articles
 
 SPEC = SplitSpec(seed=3, toxic_heldout=4, benign_heldout=3, wiki_heldout_every=3)
 
@@ -64,6 +64,7 @@ def test_layout_and_counts(source, tmp_path):
     out = tmp_path / "data"
     counts = split_data(source, out, SPEC)
     assert sorted(_files(out)) == [
+        ".editor-output",
         "SOURCES.md",
         "heldout/tweets_benign.jsonl",
         "heldout/tweets_toxic.jsonl",
@@ -90,12 +91,18 @@ def test_deterministic(source, tmp_path):
     assert _files(c) != _files(a), "the seed should change the tweet split"
 
 
-def test_rerun_replaces_existing_output(source, tmp_path):
+def test_rerun_replaces_its_own_output_only(source, tmp_path):
     out = tmp_path / "data"
     split_data(source, out, SPEC)
-    (out / "stale.txt").write_text("old")
-    split_data(source, out, SPEC)
-    assert not (out / "stale.txt").exists()
+    first = _files(out)
+    with pytest.raises(EditorError, match="already exists; pass --force"):
+        split_data(source, out, SPEC)
+    split_data(source, out, SPEC, force=True)
+    assert _files(out) == first
+    (out / "stale.txt").write_text("old")  # not ours: --force must not delete it
+    with pytest.raises(EditorError, match="holds files editor did not write"):
+        split_data(source, out, SPEC, force=True)
+    assert (out / "stale.txt").read_text() == "old"
 
 
 def test_tweets_disjoint_and_complete(source, tmp_path):

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from editor.data import load_texts
 from editor.paths import TRAIN
 from editor.recipe import dump_recipe
-from editor.target.config import TargetRecipe
+from editor.targets.config import TargetRecipe
+from lmkit.files import atomic_dir
+from lmkit.texts import load_texts
 
 StepCallback = Callable[[int, float], None]
 
@@ -88,13 +88,8 @@ def train_target(recipe: TargetRecipe, tokenizer, texts: list[str], on_step: Ste
     return model, {"tokens_in_stream": stream.numel(), "loss": log}
 
 
-def save_target(model, tokenizer, recipe: TargetRecipe, log: dict, seconds: float, out: Path) -> Path:
+def save_target(model, tokenizer, recipe: TargetRecipe, log: dict, seconds: float, out: Path, force: bool = False) -> Path:
     """Write the checkpoint atomically: a temporary sibling, renamed into place when complete."""
-    tmp = out.with_name(out.name + ".tmp-build")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
     losses = log["loss"]
     summary = {
         "tokens_in_stream": log["tokens_in_stream"],
@@ -103,17 +98,18 @@ def save_target(model, tokenizer, recipe: TargetRecipe, log: dict, seconds: floa
         "torch": torch.__version__,
         "loss_every_50": losses[::50],
     }
-    (tmp / "training.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out, "build", force=force) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+        (tmp / "training.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return out
 
 
-def build_target(recipe: TargetRecipe, tokenizer_dir: Path, out: Path, on_step: StepCallback | None = None) -> Path:
+def build_target(recipe: TargetRecipe, tokenizer_dir: Path, out: Path, on_step: StepCallback | None = None, force: bool = False) -> Path:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     start = time.perf_counter()
     model, log = train_target(recipe, tokenizer, training_texts(recipe), on_step)
-    return save_target(model, tokenizer, recipe, log, time.perf_counter() - start, out)
+    return save_target(model, tokenizer, recipe, log, time.perf_counter() - start, out, force)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from editor.data import TextDataset, load_many, load_texts
 from editor.errors import EditorError
+from lmkit.texts import TextDataset, load_many, load_texts
 
 
 def write(path: Path, text: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from editor.target.tokenizer import EOT, PAD, train_tokenizer
+from editor.targets.tokenizer import EOT, PAD, train_tokenizer
 
 SAMPLES = [
     "hello world",

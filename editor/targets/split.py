@@ -15,8 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from editor.data import read_jsonl, read_text_lines
 from editor.errors import EditorError
+from lmkit.files import atomic_dir
+from lmkit.texts import read_jsonl, read_text_lines
 
 # An article title in raw WikiText: " = Title = " (one '=' each side; sections use two or more).
 _ARTICLE_TITLE = re.compile(r"^ = [^=].* = $")
@@ -44,7 +45,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def split_data(source: Path, out: Path, spec: SplitSpec = SplitSpec()) -> dict[str, int]:
+def split_data(source: Path, out: Path, spec: SplitSpec = SplitSpec(), force: bool = False) -> dict[str, int]:
     """Write out/train/* and out/heldout/* from the raw files in `source`; return row counts."""
     missing = [name for name in SOURCE_FILES if not (source / name).is_file()]
     if missing:
@@ -67,19 +68,15 @@ def split_data(source: Path, out: Path, spec: SplitSpec = SplitSpec()) -> dict[s
     wiki_train = [p for i, a in enumerate(articles) if i % spec.wiki_heldout_every for p in a]
     wiki_held = [p for i, a in enumerate(articles) if not i % spec.wiki_heldout_every for p in a]
 
-    tmp = out.with_name(out.name + ".tmp-split")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "train").mkdir(parents=True)
-    (tmp / "heldout").mkdir()
-    for name, (train, held) in parts.items():
-        _write_lines(tmp / "train" / f"tweets_{name}.jsonl", train)
-        _write_lines(tmp / "heldout" / f"tweets_{name}.jsonl", held)
-        counts[f"train/{name}"], counts[f"heldout/{name}"] = len(train), len(held)
-    _write_lines(tmp / "train" / "wikitext.txt", wiki_train)
-    _write_lines(tmp / "heldout" / "wikitext.txt", wiki_held)
-    counts["train/wikitext"], counts["heldout/wikitext"] = len(wiki_train), len(wiki_held)
-    shutil.copyfile(source / "README.md", tmp / "SOURCES.md")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with atomic_dir(out, "split", force=force) as tmp:
+        (tmp / "train").mkdir()
+        (tmp / "heldout").mkdir()
+        for name, (train, held) in parts.items():
+            _write_lines(tmp / "train" / f"tweets_{name}.jsonl", train)
+            _write_lines(tmp / "heldout" / f"tweets_{name}.jsonl", held)
+            counts[f"train/{name}"], counts[f"heldout/{name}"] = len(train), len(held)
+        _write_lines(tmp / "train" / "wikitext.txt", wiki_train)
+        _write_lines(tmp / "heldout" / "wikitext.txt", wiki_held)
+        counts["train/wikitext"], counts["heldout/wikitext"] = len(wiki_train), len(wiki_held)
+        shutil.copyfile(source / "README.md", tmp / "SOURCES.md")
     return counts

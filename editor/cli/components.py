@@ -1,0 +1,41 @@
+"""`editor components`: the components most active on a dataset. Parse, call `editor.explain.top_components`, render."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from editor.cli.common import DecompOpt, JsonOpt, ModelOpt, TextFieldOpt, emit_json, user_errors
+from editor.console import console, result_table
+
+
+@user_errors
+def components(
+    dataset: Annotated[list[str], typer.Option("--dataset", help="Data to profile: JSONL, text file or dataset id (repeatable).")],
+    model: ModelOpt = None,
+    decomposition: DecompOpt = None,
+    top: Annotated[int, typer.Option(min=1, help="Components to list.")] = 20,
+    docs: Annotated[int, typer.Option(min=1, help="Documents sampled from the dataset.")] = 1000,
+    text_field: TextFieldOpt = "text",
+    as_json: JsonOpt = False,
+) -> None:
+    """The components most active on a dataset: matrix, mean CI, firing density, tokens they fire on and promote.
+
+    Example: editor components --dataset toxic.jsonl --top 10
+    """
+    from editor.explain import top_components
+    from editor.model_io import load_decomposition_for, load_model
+    from lmkit.texts import load_many
+
+    data = load_many(dataset, text_field)
+    lm, tok = load_model(model)
+    dec = load_decomposition_for(lm, model, decomposition)
+    rows, tokens, truncated = top_components(dec, tok, data.texts, top, docs)
+    if truncated:
+        console.print(f"[yellow]warning:[/] {truncated} documents were truncated to the context length", highlight=False)
+    if as_json:
+        emit_json({"dataset": data.source, "tokens": tokens, "components": rows})
+        return
+    cells = [[r["module"], str(r["index"]), f"{r['mean_ci']:.3f}", f"{r['density']:.3f}", " ".join(map(repr, r["fires_on"][:5])), " ".join(map(repr, r["promotes"][:5]))] for r in rows]
+    result_table(f"top {len(rows)} components on {data.source} ({tokens:,} tokens)", ["matrix", "c", "mean CI", "density", "fires on", "promotes"], cells)

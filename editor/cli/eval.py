@@ -1,0 +1,188 @@
+"""`editor eval` (capability, toxicity, robustness of any model) and `editor target eval-assets` (its scorer and prompts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from editor.cli.common import JsonOpt, TextFieldOpt, emit_json, user_errors
+from editor.console import console
+
+
+@user_errors
+def evaluate(
+    model: Annotated[str | None, typer.Option(help="Model name, directory (full model, PEFT adapter, or `editor forget` output). Default: tiny-toxic.")] = None,
+    adapter: Annotated[Path | None, typer.Option(help="PEFT adapter directory applied on --model (default base: the adapter's own).")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="lm-eval task (repeatable): bundled editor_wikitext, editor_forget, editor_retain, editor_toxic_choice, or any lm-eval task name. Default: the four bundled ones. 'none' skips lm-eval.")] = None,
+    forget: Annotated[list[str] | None, typer.Option(help="Forget-set documents (repeatable). Default: the held-out toxic tweets.")] = None,
+    retain: Annotated[list[str] | None, typer.Option(help="Retain-set documents (repeatable). Default: the held-out benign tweets.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Documents per task and per NLL set (0 = all). Default: 200.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="lm-eval batch size. Default: 32.")] = None,
+    toxicity: Annotated[bool, typer.Option("--toxicity", help="Sample continuations of the shipped prompts and score their toxicity.")] = False,
+    prompts: Annotated[Path | None, typer.Option(help="Prompt file (JSONL with 'prompt', or one per line). Default: examples/prompts/tweets.jsonl.")] = None,
+    n_prompts: Annotated[int | None, typer.Option("--n-prompts", help="Prompts used (the first N). Default: 25.")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--samples", help="Samples per prompt (RealToxicityPrompts: 25). Default: 5.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per sample. Default: 20.")] = None,
+    scorer: Annotated[str, typer.Option(help="Toxicity scorer: auto (Detoxify if installed with a local checkpoint, else the project's), project, detoxify.")] = "auto",
+    detoxify_checkpoint: Annotated[Path | None, typer.Option(help="Local Detoxify .ckpt (or set DETOXIFY_CHECKPOINT).")] = None,
+    robustness: Annotated[bool, typer.Option("--robustness", help="Relearning attack (model vs oracle) and 8/4-bit quantization.")] = False,
+    oracle: Annotated[str | None, typer.Option(help="Model that never learned the forget set, attacked for reference ('none' to skip). Default: the shipped model's oracle.")] = None,
+    relearn_examples: Annotated[int | None, typer.Option(help="Forget documents the attacker fine-tunes on. Default: 512.")] = None,
+    relearn_steps: Annotated[int | None, typer.Option(help="Fine-tuning steps of the attack. Default: 50.")] = None,
+    relearn_lr: Annotated[float | None, typer.Option(help="Learning rate of the attack (AdamW). Default: 3e-4.")] = None,
+    quant_bits: Annotated[list[int] | None, typer.Option("--quant-bits", help="Bit widths to round weights to (repeatable). Default: 8 and 4.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report here (JSON), with a .md beside it and PNG plots.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling, pairing and the attack. Default: 0.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show lm-eval's own logs and progress bars.")] = False,
+    text_field: TextFieldOpt = "text",
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a model: lm-eval capability tasks, forget/retain NLL, and optionally toxicity and robustness.
+
+    Example: editor eval --model runs/demo --toxicity --robustness --out runs/demo-eval/report.json
+    """
+    import tempfile
+    import time
+
+    from editor.cli.common import settings_from_options
+    from editor.errors import EditorError
+    from editor.model_io import default_oracle, load_for_eval, load_model, resolve_model
+    from editor.paths import HELDOUT, PROMPTS, SCORER
+    from evals.harness import TaskError
+    from evals.report import render_markdown, write_report
+    from evals.suite import EvalData, SuiteSettings, run_suite
+    from lmkit.files import check_writable_parent
+    from lmkit.texts import load_many, load_texts
+
+    start = time.perf_counter()
+    settings = settings_from_options(SuiteSettings, {
+        "--tasks": ("tasks", None if tasks is None else tuple(t for t in tasks if t.lower() != "none")),
+        "--limit": ("limit", None if limit is None else (limit or None)), "--batch-size": ("batch_size", batch_size),
+        "--toxicity": ("toxicity", toxicity), "--n-prompts": ("prompts", n_prompts), "--samples": ("k", k),
+        "--max-new-tokens": ("max_new_tokens", max_new_tokens), "--robustness": ("robustness", robustness),
+        "--relearn-examples": ("relearn.docs", relearn_examples), "--relearn-steps": ("relearn.steps", relearn_steps),
+        "--relearn-lr": ("relearn.lr", relearn_lr), "--quant-bits": ("quant_bits", tuple(quant_bits) if quant_bits else None),
+        "--seed": ("seed", seed), "--verbose": ("verbose", verbose),
+    }, explicit_none={"--limit"} if limit == 0 else set())
+    if out is not None:
+        if out.is_dir():
+            raise EditorError(f"--out {out} is a directory; give a file name such as {out / 'report.json'}")
+        check_writable_parent(out)
+    forget_data = load_many(forget or [str(HELDOUT["toxic"])], text_field)
+    retain_data = load_many(retain or [str(HELDOUT["benign"])], text_field)
+    data = EvalData(
+        forget=forget_data.texts,
+        retain=retain_data.texts,
+        wikitext=load_texts(HELDOUT["wikitext"]).texts,
+        choice_toxic=load_texts(HELDOUT["toxic"]).texts,
+        choice_benign=load_texts(HELDOUT["benign"]).texts,
+        sources={"forget": forget_data.source, "retain": retain_data.source, "wikitext": str(HELDOUT["wikitext"]), "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}"},
+    )
+    if robustness and len(data.forget) <= settings.relearn.docs:
+        raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
+    prompt_rows, tox_scorer = None, None
+    if toxicity:
+        from evals.scorer import load_scorer
+        from evals.toxicity import read_prompts
+
+        prompt_path = prompts or PROMPTS
+        if not prompt_path.is_file():
+            raise EditorError(f"no such prompt file: {prompt_path}")
+        try:
+            prompt_rows = read_prompts(prompt_path)
+            tox_scorer = load_scorer(scorer, project_dir=SCORER, detoxify_checkpoint=detoxify_checkpoint)
+        except ValueError as e:
+            raise EditorError(str(e)) from None
+        data.sources["prompts"] = str(prompt_path)
+    lm_model, plain, tok, info = load_for_eval(model, adapter)
+    oracle_triple = None
+    oracle = oracle or default_oracle(info["path"] if "adapter" not in info else None) or "none"
+    if robustness and oracle.lower() != "none":
+        if resolve_model(oracle) == info["path"] and "adapter" not in info:
+            oracle_triple = (plain, tok, oracle)  # the model is its own oracle: the suite reuses its curve
+        else:
+            o_model, o_tok = load_model(oracle)
+            oracle_triple = (o_model, o_tok, oracle)
+
+    def status(message: str) -> None:
+        console.print(f"[dim]{time.perf_counter() - start:5.1f}s[/] {message}", highlight=False)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="editor-eval-") as workdir:
+            report = run_suite(lm_model, tok, data, settings, workdir=workdir, plain_model=plain, scorer=tox_scorer, prompts=prompt_rows, oracle=oracle_triple, status=status)
+    except (TaskError, ValueError) as e:
+        raise EditorError(str(e)) from None
+    from editor import __version__
+
+    report = {"editor_version": __version__, "model": info, **report}
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    if out is not None:
+        paths = write_report(out, report)
+        console.print(render_markdown(report, {k: v.name for k, v in paths.items() if k not in {"json", "markdown"}}), markup=False, highlight=False, soft_wrap=True)
+        if as_json:
+            emit_json(report)
+        else:
+            for key in ("json", "markdown", "relearn", "quantization"):
+                if key in paths:
+                    typer.echo(str(paths[key]))
+        return
+    if as_json:
+        emit_json(report)
+        return
+    typer.echo(render_markdown(report), nl=False)
+
+
+@user_errors
+def eval_assets(
+    scorer_out: Annotated[Path | None, typer.Option(help="Scorer directory (default: examples/scorer).")] = None,
+    prompts_out: Annotated[Path | None, typer.Option(help="Prompt file (default: examples/prompts/tweets.jsonl).")] = None,
+    n_prompts: Annotated[int, typer.Option("--n-prompts", help="Prompts to write (half from toxic, half from benign held-out tweets).")] = 100,
+    wikitext_negatives: Annotated[int, typer.Option(help="WikiText training lines added as non-toxic examples.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and training.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the project's toxicity scorer on the training tweets and write the toxicity prompts from held-out ones.
+
+    The scorer never sees a held-out tweet; its accuracy on them is measured and stored in scorer.json.
+    Example: editor target eval-assets
+    """
+    import time
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from editor.errors import EditorError
+    from editor.paths import EXAMPLES, HELDOUT, PROMPTS, SCORER, TOKENIZER, TRAIN
+    from evals.scorer import train_project_scorer
+    from evals.toxicity import make_prompts, write_prompts
+    from lmkit.texts import load_texts
+
+    start = time.perf_counter()
+    torch.set_num_threads(1)
+    tok = AutoTokenizer.from_pretrained(TOKENIZER, local_files_only=True)
+    train = {k: load_texts(TRAIN[k]).texts for k in ("toxic", "benign", "wikitext")}
+    heldout_texts = {k: load_texts(HELDOUT[k]).texts for k in ("toxic", "benign", "wikitext")}
+    console.print(f"training the scorer on {len(train['toxic'])} toxic, {len(train['benign'])} benign tweets and up to {wikitext_negatives} WikiText lines", highlight=False)
+    files = {str(p.relative_to(EXAMPLES)): p for p in (*[TRAIN[k] for k in train], *[HELDOUT[k] for k in heldout_texts])}
+    model, meta = train_project_scorer(tok, train, heldout_texts, files, wikitext_negatives=wikitext_negatives, seed=seed)
+    heldout = meta["heldout_metrics"]
+    h_toxic, h_benign = heldout_texts["toxic"], heldout_texts["benign"]
+    try:
+        rows = make_prompts(h_toxic, h_benign, n=n_prompts, seed=seed)
+    except ValueError as e:
+        raise EditorError(str(e)) from None
+    scorer_dir = model.save(scorer_out or SCORER, extra=meta)
+    prompt_path = write_prompts(prompts_out or PROMPTS, rows)
+    result = {"scorer": str(scorer_dir), "prompts": str(prompt_path), "heldout_metrics": heldout, "seconds": round(time.perf_counter() - start, 1)}
+    if as_json:
+        emit_json(result)
+        return
+    console.print(
+        f"held-out tweets: accuracy {heldout['accuracy']:.3f}, balanced {heldout['balanced_accuracy']:.3f}, ROC AUC {heldout['roc_auc']:.3f} "
+        f"({heldout['n_toxic']} toxic, {heldout['n_nontoxic']} benign); WikiText lines flagged {heldout['wikitext_flagged_fraction']:.3f}",
+        highlight=False,
+    )
+    typer.echo(str(scorer_dir))
+    typer.echo(str(prompt_path))

@@ -1,0 +1,103 @@
+"""`editor forget`: run a method on a forget set, export the edit. Parse, call `editor.forget.forget`, render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from editor.cli.common import DecompOpt, JsonOpt, ModelOpt, TextFieldOpt, emit_json, user_errors
+from editor.console import before_after_table, console, progress, result_table
+
+
+@user_errors
+def forget(
+    dataset: Annotated[list[str], typer.Option("--dataset", help="What to forget: JSONL, text file or dataset id (repeatable).")],
+    retain: Annotated[list[str] | None, typer.Option(help="What to keep (repeatable). Default: the shipped WikiText + benign tweets.")] = None,
+    model: ModelOpt = None,
+    decomposition: DecompOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory for the edited model (default: runs/forget-<model>-<method>).")] = None,
+    method: Annotated[str, typer.Option(help="vpd (default), or a baseline: ga, graddiff, npo, task-vector.")] = "vpd",
+    strength: Annotated[float | None, typer.Option(help="The method's main knob: vpd's retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha.")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable), e.g. max_components=3, lr=1e-4.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Select and report; write nothing.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an output directory that an earlier editor run wrote.")] = False,
+    text_field: TextFieldOpt = "text",
+    as_json: JsonOpt = False,
+) -> None:
+    """Find what a forget set needs and retained data does not, change it for good, and export the edited model.
+
+    Example: editor forget --dataset toxic.jsonl --out runs/detoxed
+    Remove a fixed number of components: editor forget --dataset toxic.jsonl --set max_components=3
+    Baselines (same export): editor forget --method npo --strength 40 --dataset toxic.jsonl --out runs/npo
+    """
+    import time
+
+    from editor.export import export_edit
+    from editor.forget import forget as run_forget
+    from editor.forget import method_settings
+    from editor.methods import get_method
+    from editor.methods.base import Progress
+    from editor.model_io import load_decomposition_for, load_model, portable_name
+    from editor.paths import RETAIN_DEFAULT
+    from lmkit.files import check_replaceable, check_writable_parent
+    from lmkit.texts import load_many
+
+    start = time.perf_counter()
+    m = get_method(method)
+    settings = method_settings(m, strength, sets)
+    dest = out or Path("runs") / f"forget-{Path(model or 'tiny-toxic').name}-{m.name}"
+    if not dry_run:
+        check_replaceable(dest, force)
+        check_writable_parent(dest)
+    forget_data = load_many(dataset, text_field)
+    retain_data = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
+    lm, tok = load_model(model)
+    dec = load_decomposition_for(lm, model, decomposition) if m.needs_decomposition else None
+    if decomposition is not None and not m.needs_decomposition:
+        console.print(f"[yellow]warning:[/] --method {m.name} does not use a decomposition; --decomposition is ignored", highlight=False)
+    with progress() as bar:
+        task = bar.add_task(m.name, total=None, status="")
+        report = Progress(
+            status=lambda message: bar.update(task, status=message),
+            step=lambda done, total, note="": bar.update(task, completed=done, total=total, **({"status": note} if note else {})),
+        )
+        edit = run_forget(m.name, lm, tok, forget_data, retain_data, settings, decomposition=dec,
+                          source=portable_name(model, dest), progress=report)
+    for w in edit.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if not dry_run:
+        export_edit(dest, lm, tok, edit, base_name_or_path=portable_name(model, dest / "adapter"), force=force)
+    manifest = edit.manifest()
+    manifest["seconds_total"] = round(time.perf_counter() - start, 2)
+    manifest["out"] = None if dry_run else str(dest)
+    if as_json:
+        emit_json(manifest)
+        return
+    render(manifest)
+    if not dry_run:
+        typer.echo(str(dest))
+
+
+def render(manifest: dict) -> None:
+    """The edit on stdout: what changed, the before/after table, and the method's own log."""
+    s = manifest["strength"]
+    typer.echo(f"{manifest['method']}: {manifest['summary']} ({s['field']}={s['value']}), in {manifest['seconds']:.1f}s")
+    if manifest["components"]:
+        rows = [[c["module"], str(c["index"]), c["change"], " ".join(map(repr, c["fires_on"][:5])), " ".join(map(repr, c["promotes"][:5]))] for c in manifest["components"]]
+        result_table("changed components", ["matrix", "c", "change", "fires on", "promotes"], rows)
+    else:
+        result_table("changed matrices", ["matrix", "rank", "‖ΔW‖"], [[n, str(c["rank"]), f"{c['delta_frobenius']:.4g}"] for n, c in manifest["changed_modules"].items()])
+    result_table(*before_after_table(manifest["metrics"]))
+    search = manifest.get("search")
+    if search:
+        rows = []
+        for p in [search["base"], *search["curve"]]:
+            mark = "selected" if p["removed"] == search["final"]["removed"] and p["removed"] else ("over budget" if not p["within_budget"] else "")
+            rows.append([str(p["removed"]), f"{p['forget_loss']:.4f}", f"{p['forget_ce']:.4f}", f"{p['retain_kl']:.5f}", mark])
+        result_table(
+            "trade-off explored: the ranking's first k components removed (forget loss counts forget-specific tokens)",
+            ["removed", "forget loss", "forget CE", "retain KL", ""], rows,
+        )
+        typer.echo(f"{manifest['candidates_ranked']} candidates ranked, {len(search['curve'])} removals checked")

@@ -1,0 +1,160 @@
+"""Writing folders safely, and where results came from.
+
+`atomic_dir` is the one way a command writes an output folder: everything goes to a temporary sibling
+that becomes the folder only when complete, so an error, Ctrl-C or SIGTERM leaves nothing behind and
+a SIGKILL's leftover is cleared by the next run. Each finished folder records what it holds in
+`.editor-output`; replacing a folder (`--force`) is allowed only when it holds nothing else, so a
+typo in `--out` can never delete a user's files.
+
+`provenance` is the one record of library versions and content hashes that manifests carry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+from lmkit.errors import UserError
+
+RECORD = ".editor-output"
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files in `folder` that this tool did not write there (all of them if it holds no record)."""
+    record = folder / RECORD
+    try:
+        ours = set(json.loads(record.read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = set()
+    return [f for f in _listing(folder) if f != RECORD and f not in ours]
+
+
+def check_replaceable(out: Path, force: bool, option: str = "--out") -> None:
+    """Refuse, with one message, to write over `out` unless `force` and it holds only this tool's own files."""
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise UserError(f"{option} {out} exists and is not a folder; choose another path")
+    if not force:
+        raise UserError(f"{out} already exists; pass --force to replace it, or choose another {option}")
+    if not (out / RECORD).is_file():
+        if not any(out.iterdir()):
+            return  # an empty folder holds nothing to lose
+        raise UserError(f"{option} {out} was not written by editor (no {RECORD} record); it is left alone: choose another path")
+    foreign = foreign_files(out)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(f"{option} {out} holds files editor did not write ({shown}); it is left alone: move them or choose another path")
+
+
+def check_writable_parent(out: Path, option: str = "--out") -> None:
+    """The folder `out` will be created in exists, is a folder and can be written to."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{option} {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {out}: {probe} is not writable")
+
+
+def temp_sibling(out: Path, tag: str) -> Path:
+    return out.with_name(f"{out.name}.tmp-{tag}")
+
+
+@contextmanager
+def atomic_dir(out: Path | str, tag: str, *, force: bool = False, option: str = "--out") -> Iterator[Path]:
+    """Yield an empty temporary folder beside `out`; on success it replaces `out`, on any exception it is removed.
+
+    An existing `out` is replaced only with `force` and only when it holds nothing but this tool's
+    files (see `check_replaceable`); the old one is deleted only once the new one is in place."""
+    out = Path(out)
+    check_replaceable(out, force, option)
+    check_writable_parent(out, option)
+    tmp = temp_sibling(out, tag)
+    if tmp.exists():  # left by a killed run (its name is ours)
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        (tmp / RECORD).write_text(json.dumps({"files": _listing(tmp)}, indent=0) + "\n", encoding="utf-8")
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def atomic_file(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write one file to; it becomes `path` (readable, 0644) only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _replace(new: Path, out: Path) -> None:
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.with_name(f"{out.name}.tmp-old")
+    if old.exists():
+        shutil.rmtree(old)
+    out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        old.rename(out)  # put the previous folder back rather than leave nothing
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def texts_sha256(texts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8") + b"\x00")
+    return h.hexdigest()
+
+
+def versions(packages: Iterable[str] = ("editor", "torch", "transformers", "peft")) -> dict[str, str]:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def provenance(files: dict[str, Path] | None = None, texts: dict[str, list[str]] | None = None) -> dict:
+    """{"versions": installed versions of the libraries that made a result, "sha256": hashes of its inputs}."""
+    hashes = {k: file_sha256(p) for k, p in (files or {}).items()}
+    hashes.update({k: texts_sha256(v) for k, v in (texts or {}).items()})
+    return {"versions": versions(), "sha256": hashes}
