@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# Entry points: `make demo`, `make test` (the default tier), `make test-all` (slow tier too), `make check` (lint + types).
 PYTHON ?= python3
 VENV ?= .venv
 # torch==2.13.0 resolves to a local CPU wheel on the project's machines; override to keep yours.
@@ -8,8 +8,9 @@ export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
 STAMP := $(VENV)/.installed
+CODE := lmkit decompose evals editor
 
-.PHONY: demo test test-all setup
+.PHONY: demo test test-all check setup
 
 setup: $(STAMP)
 
@@ -27,3 +28,8 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(VENV)/bin/python -m pytest -q --runslow
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check $(CODE) benchmarks tests
+	$(VENV)/bin/ruff format --check $(CODE)
+	$(VENV)/bin/mypy

@@ -24,7 +24,7 @@ import torch
 from heldout import Heldout, print_table
 
 from decompose.io import load_decomposition
-from editor.forget import ForgetSettings, optimisation_batches
+from editor.methods.vpd import VpdSettings, optimisation_batches
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
 from editor.relax import forget_token_weights
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> list[dict]:
     args = ap.parse_args(argv)
     model, tok = load_model("tiny-toxic")
     modules = [t.module for t in load_decomposition(model, args.decomposition).cm.targets.values()]
-    s = ForgetSettings()
+    s = VpdSettings()
     forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     opt_f, opt_r = optimisation_batches(tok, forget, retain, s, context_length(model))

@@ -17,8 +17,9 @@ from heldout import Heldout, print_table
 
 from decompose.io import load_decomposition
 from editor.apply import ComponentRef, apply_delta, removal_delta
-from editor.forget import ForgetSettings, plan_forget
-from editor.methods.run import parse_sets
+from editor.forget import parse_sets
+from editor.methods.base import ForgetInputs, Progress
+from editor.methods.vpd import VpdSettings, vpd_run
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
 from lmkit.texts import load_texts
@@ -26,7 +27,7 @@ from lmkit.texts import load_texts
 
 def main(argv: list[str]) -> list[dict]:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="ForgetSettings override, key=value")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="VpdSettings override, key=value")
     ap.add_argument("--decomposition", default=str(DECOMPOSITIONS / "tiny-toxic"), help="a decomposition of tiny-toxic")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -34,16 +35,16 @@ def main(argv: list[str]) -> list[dict]:
     dec = load_decomposition(model, args.decomposition)
     forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
-    settings = ForgetSettings(**{"curve_points": 12, **parse_sets(args.sets), "max_retain_kl": 1e9, "max_components": None})
-    plan = plan_forget(dec, tok, forget, retain, settings)
-    plan.applied.revert()
+    settings = VpdSettings(**{"curve_points": 12, **parse_sets(args.sets), "max_retain_kl": 1e9, "max_components": None})
+    edit = vpd_run(ForgetInputs(model, tok, forget, retain, dec), settings, [1e9], Progress())[1e9]
+    search = edit.log["search"]
     heldout = Heldout(model, tok)
     rows = []
-    for point in [plan.search.base, *plan.search.curve]:
-        removed = [ComponentRef(c.module, c.index) for c in plan.selected[: point.removed]]
+    for point in [search["base"], *search["curve"]]:
+        removed = [ComponentRef(c.module, c.index) for c in edit.components[: point["removed"]]]
         step = apply_delta(dec.cm.targets, removal_delta(dec.cm, removed))
         try:
-            rows.append({**point.to_dict(), **heldout.score(model)})
+            rows.append({**point, **heldout.score(model)})
         finally:
             step.revert()
     if args.json:

@@ -15,7 +15,7 @@ import torch
 
 from editor.model_io import load_model
 from editor.paths import HELDOUT
-from editor.search import next_token_nll
+from lmkit.nll import next_token_nll
 from lmkit.texts import load_texts
 from lmkit.tokens import context_length, document_batches
 

@@ -1,34 +1,37 @@
-"""Resumable checkpoints: written to a temporary folder and renamed, so a kill at any moment leaves the
-last complete checkpoint intact. Tensors go to safetensors, the rest to JSON (no pickle)."""
+"""Resumable checkpoints: each is written whole through lmkit.files.atomic_dir, so a kill at any moment leaves
+the last complete checkpoint intact. Tensors go to safetensors, the rest to JSON (no pickle)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from decompose.state_io import load_state, save_state
+from lmkit.files import atomic_dir
 
 PREFIX = "step_"
+_DONE = re.compile(rf"{PREFIX}\d{{8}}")
+
+
+def _finished(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if _DONE.fullmatch(p.name)) if directory.is_dir() else []
 
 
 def save_checkpoint(state: dict, directory: Path, step: int, keep: int = 1) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{PREFIX}{step:08d}"
-    tmp = directory / f".tmp-{PREFIX}{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_state(state, tmp, "state")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)  # atomic on one filesystem: the checkpoint exists whole or not at all
-    for old in sorted(directory.glob(f"{PREFIX}*"))[:-keep]:
+    with atomic_dir(final, "checkpoint", force=True, option="checkpoint") as tmp:
+        save_state(state, tmp, "state")
+    for old in _finished(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
-    for tmp in directory.glob(f".tmp-{PREFIX}*"):  # left by a kill during a write
+    for tmp in directory.glob(f"{PREFIX}*.tmp-*") if directory.is_dir() else []:  # left by a kill during a write
         shutil.rmtree(tmp, ignore_errors=True)
-    done = sorted(directory.glob(f"{PREFIX}*")) if directory.is_dir() else []
+    done = _finished(directory)
     return done[-1] if done else None
 
 

@@ -13,9 +13,10 @@ with every mask at 1 it returns o exactly. Routed-off tokens keep o and are neve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -68,7 +69,7 @@ class ComponentModel(nn.Module):
         return list(self.targets)
 
     def comp(self, name: str) -> Components:
-        return self.components[_key(name)]
+        return cast(Components, self.components[_key(name)])
 
     def C(self, name: str) -> int:
         return self.comp(name).C
@@ -78,7 +79,7 @@ class ComponentModel(nn.Module):
         return {n: t.weight().detach() - self.comp(n).weight() for n, t in self.targets.items()}
 
     @contextmanager
-    def _hooks(self, hooks: dict[str, object]) -> Iterator[None]:
+    def _hooks(self, hooks: dict[str, Callable]) -> Iterator[None]:
         handles = [self.targets[n].module.register_forward_hook(h, with_kwargs=True) for n, h in hooks.items()]
         try:
             yield

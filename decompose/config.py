@@ -43,9 +43,7 @@ class DecomposeConfig(BaseConfig):
     sigmoid_alpha: float = Field(0.01, gt=0, description="Leak of the lower/upper leaky hard sigmoids.")
     seed: int = Field(0, description="Seeds components, CI function, data order, masks and adversary.")
     threads: PositiveInt | None = Field(None, description="torch CPU threads (None: torch's default).")
-    compile: bool = Field(
-        False, description="torch.compile the elementwise CI chain (sigmoids + importance sums): faster steps, ~20 s to compile."
-    )
+    compile: bool = Field(False, description="torch.compile the elementwise CI chain (sigmoids + importance sums): faster steps, ~20 s to compile.")
     autocast_bf16: bool = Field(True, description="bf16 autocast on CUDA (CPU always runs float32).")
     checkpoint_every: PositiveInt = Field(500, description="Save a resumable checkpoint every N steps (warmup included).")
     keep_checkpoints: bool = Field(True, description="Keep the last checkpoint in the finished directory.")

@@ -17,4 +17,3 @@ def random_windows(stream: torch.Tensor, batch: int, length: int, generator: tor
         raise ValueError(f"token stream of {stream.numel()} tokens is too short for windows of {length}")
     starts = torch.randint(0, stream.numel() - length, (batch,), generator=generator)
     return torch.stack([stream[s : s + length] for s in starts.tolist()])
-

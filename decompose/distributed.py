@@ -10,6 +10,7 @@ not fit). With one process, or no process group, every function here is a no-op.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,10 +105,10 @@ def average_gradients_(params: list[torch.nn.Parameter]) -> None:
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    all_reduce_mean_([p.grad for p in params])
+    all_reduce_mean_([p.grad for p in params if p.grad is not None])
 
 
-def broadcast_(tensors: list[Tensor], src: int = 0) -> None:
+def broadcast_(tensors: Sequence[Tensor], src: int = 0) -> None:
     """Overwrite `tensors` on every rank with rank `src`'s values, in place."""
     if not active():
         return

@@ -90,9 +90,7 @@ class _MaskedComponents(torch.autograd.Function):
         return g_x, g_out, g_m, g_md, g_V, g_U, None, None
 
 
-def masked_components(
-    x: Tensor, out: Tensor, m: Tensor, m_delta: Tensor | None, V: Tensor, U: Tensor, bias: Tensor | None, idx: Tensor | None
-) -> Tensor:
+def masked_components(x: Tensor, out: Tensor, m: Tensor, m_delta: Tensor | None, V: Tensor, U: Tensor, bias: Tensor | None, idx: Tensor | None) -> Tensor:
     """Flat rows: x (N, d_in), out (N, d_out), m (N, C), m_delta (N,) or None; idx: unique routed rows or None (all)."""
     return _MaskedComponents.apply(x, out, m, m_delta, V, U, bias, idx)
 

@@ -71,8 +71,7 @@ def load_decomposition(model: nn.Module, directory: Path, device: torch.device |
     want = manifest["model"]["fingerprint"]
     if got != want:
         raise DecompositionError(
-            f"decomposition {directory} was trained on model {want[:16]}… "
-            f"({manifest['model'].get('source', '?')}), but this model is {got[:16]}…"
+            f"decomposition {directory} was trained on model {want[:16]}… ({manifest['model'].get('source', '?')}), but this model is {got[:16]}…"
         )
     cm = ComponentModel(model, targets).to(device)
     ci_fn = cfg.ci_fn.build({n: (t.d_in, cm.C(n)) for n, t in cm.targets.items()}).to(device)

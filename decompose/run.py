@@ -27,18 +27,13 @@ from decompose.evaluate import evaluate
 from decompose.io import save_decomposition
 from decompose.targets import fingerprint
 from decompose.train import PER_RANK_STATE, BatchSource, Decomposer
+from lmkit.files import versions
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 
 
 def partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
-
-
-def _versions() -> dict[str, str]:
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def _read_metrics(path: Path, upto_step: int) -> list[str]:
@@ -157,7 +152,7 @@ def run_decomposition(
         "data": data_description or {},
         "steps": {"warmup": dec.warmup_steps, "main": cfg.steps},
         "seconds_this_process": round(time.perf_counter() - start, 1),
-        "versions": _versions(),
+        "versions": versions(),
     }
     if dist.world_size > 1:
         manifest["data_parallel"] = {"world_size": dist.world_size, "batch_size_per_rank": cfg.batch_size}

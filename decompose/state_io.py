@@ -39,9 +39,7 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(skeleton, dict):
         if set(skeleton) == {"__tensor__"}:
             return tensors[skeleton["__tensor__"]]
-        return {
-            (int(k[len("__int__") :]) if k.startswith("__int__") else k): unflatten(v, tensors) for k, v in skeleton.items()
-        }
+        return {(int(k[len("__int__") :]) if k.startswith("__int__") else k): unflatten(v, tensors) for k, v in skeleton.items()}
     if isinstance(skeleton, list):
         return [unflatten(v, tensors) for v in skeleton]
     return skeleton

@@ -6,7 +6,7 @@ import difflib
 import fnmatch
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +27,7 @@ class TargetMatrix:
 
     def weight(self) -> Tensor:
         """The (d_out, d_in) weight; a view of the parameter, so gradients and in-place edits reach the module."""
-        w = self.module.weight
+        w = cast(Tensor, self.module.weight)
         # transformers' Conv1D computes x @ W + b with W stored (d_in, d_out).
         return w.T if self.kind == "conv1d" else w
 
@@ -41,7 +41,7 @@ class TargetMatrix:
             raise ValueError(f"{self.name}: expected a ({self.d_out}, {self.d_in}) weight, got {tuple(new.shape)}")
         with torch.no_grad():
             # copy_ casts dtype/device and keeps the Parameter object (optimizers and hooks hold references to it).
-            self.module.weight.copy_(new.T if self.kind == "conv1d" else new)
+            cast(Tensor, self.module.weight).copy_(new.T if self.kind == "conv1d" else new)
 
 
 # Roles → glob over `model.named_modules()` names, checked against transformers 5.x tiny models.
@@ -84,8 +84,7 @@ def default_patterns(model: nn.Module) -> list[str]:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if model_type not in DEFAULT_PATTERNS:
         raise DecompositionError(
-            f"no default target patterns for model_type {model_type!r}; supported: "
-            f"{', '.join(sorted(DEFAULT_PATTERNS))}. Give the module patterns explicitly."
+            f"no default target patterns for model_type {model_type!r}; supported: {', '.join(sorted(DEFAULT_PATTERNS))}. Give the module patterns explicitly."
         )
     return list(DEFAULT_PATTERNS[model_type].values())
 
@@ -105,9 +104,10 @@ def _embedding_modules(model: nn.Module) -> list[nn.Module]:
 
 def _as_target(name: str, module: nn.Module) -> TargetMatrix:
     if isinstance(module, Conv1D):
-        d_in, d_out = module.weight.shape
+        d_in, d_out = cast(Tensor, module.weight).shape
         return TargetMatrix(name, module, "conv1d", int(d_in), int(d_out))
-    return TargetMatrix(name, module, "linear", module.in_features, module.out_features)
+    linear = cast(nn.Linear, module)
+    return TargetMatrix(name, module, "linear", linear.in_features, linear.out_features)
 
 
 def resolve_targets(model: nn.Module, patterns: dict[str, int]) -> list[tuple[TargetMatrix, int]]:
@@ -130,9 +130,7 @@ def resolve_targets(model: nn.Module, patterns: dict[str, int]) -> list[tuple[Ta
     out: list[tuple[TargetMatrix, int]] = []
     for name, module in model.named_modules():
         is_linear = isinstance(module, (nn.Linear, Conv1D))
-        is_embedding = any(module is m for m in embeddings) or (
-            is_linear and id(module.weight) in embedding_weights
-        )
+        is_embedding = any(module is m for m in embeddings) or (is_linear and id(module.weight) in embedding_weights)
         if is_linear and not is_embedding:
             linear_names.append(name)
         matched = [p for p in patterns if fnmatch.fnmatchcase(name, p)]
@@ -140,8 +138,7 @@ def resolve_targets(model: nn.Module, patterns: dict[str, int]) -> list[tuple[Ta
             continue
         if len(matched) > 1:
             raise DecompositionError(
-                f"module {name!r} is matched by more than one pattern: {', '.join(map(repr, matched))}; "
-                "each matrix may be decomposed only once"
+                f"module {name!r} is matched by more than one pattern: {', '.join(map(repr, matched))}; each matrix may be decomposed only once"
             )
         pattern = matched[0]
         if is_embedding:
@@ -160,9 +157,7 @@ def resolve_targets(model: nn.Module, patterns: dict[str, int]) -> list[tuple[Ta
     for pattern, n in hits.items():
         if n == 0:
             near = difflib.get_close_matches(pattern, linear_names, n=5, cutoff=0.5)
-            hint = f"near matches: {', '.join(near)}" if near else (
-                f"no near matches; linear modules include: {', '.join(linear_names[:5]) or '(none)'}"
-            )
+            hint = f"near matches: {', '.join(near)}" if near else (f"no near matches; linear modules include: {', '.join(linear_names[:5]) or '(none)'}")
             raise DecompositionError(f"pattern {pattern!r} matches no module; {hint}")
     return out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -161,7 +162,7 @@ class Decomposer:
             if cfg.faithfulness:
                 terms["faithfulness"] = faithfulness_loss(list(self.cm.deltas().values()))
             imp = cfg.importance
-            p = annealed_p(i, cfg.steps, imp) if imp else None
+            p = annealed_p(i, cfg.steps, imp) if imp else 0.0  # p is used only with importance minimality
             if imp and self.fast:
                 # One node per matrix for both sigmoids and the p-norm sums (decompose.fused).
                 g, sums = {}, []
@@ -173,15 +174,13 @@ class Decomposer:
             else:
                 g, g_upper = self.ci(inputs)
                 if imp:
-                    terms["importance_minimality"] = importance_minimality_loss(
-                        list(g_upper.values()), p, imp.beta, imp.eps, world_size=self.dist.world_size
-                    )
+                    terms["importance_minimality"] = importance_minimality_loss(list(g_upper.values()), p, imp.beta, imp.eps, world_size=self.dist.world_size)
             ctx = ReconContext(self.cm, ids, g, target, self.mask_gen, i, cfg.steps)
             passes = [loss.masks(ctx) for _, loss in self.recon]
             for (rcfg, _), kl in zip(self.recon, batched_kls(ctx, passes)):
                 terms[rcfg.kind] = kl
-            coeffs = {loss.kind: loss.coeff for loss in cfg.losses}
-            total = sum(coeffs[k] * v for k, v in terms.items())
+            coeffs: dict[str, float] = {loss.kind: loss.coeff for loss in cfg.losses}
+            total = cast(Tensor, sum(coeffs[k] * v for k, v in terms.items()))
         return terms, total, ctx
 
     def _main_step(self, i: int) -> dict[str, float]:

@@ -14,9 +14,7 @@ from editor.methods import get_method
 
 def metrics_rows(metrics: dict[str, dict[str, float]]) -> str:
     """Markdown table rows `| name | before | after | change |`."""
-    return "\n".join(
-        f"| {k} | {b:.4f} | {metrics['after'][k]:.4f} | {metrics['after'][k] - b:+.4f} |" for k, b in metrics["before"].items()
-    )
+    return "\n".join(f"| {k} | {b:.4f} | {metrics['after'][k]:.4f} | {metrics['after'][k] - b:+.4f} |" for k, b in metrics["before"].items())
 
 
 def _how(manifest: dict[str, Any]) -> str:
@@ -64,7 +62,8 @@ def model_card(manifest: dict[str, Any], component_link: str | None = None) -> s
         "",
         f"Forget set: {d['forget']['documents']} documents from `{d['forget']['source']}`; retain set: "
         f"{d['retain']['documents']} documents from `{d['retain']['source']}`"
-        + ("" if get_method(m["method"]).uses_retain else " (not used by this method)") + ".",
+        + ("" if get_method(m["method"]).uses_retain else " (not used by this method)")
+        + ".",
         "",
         "## How the change was chosen",
         "",

@@ -265,7 +265,9 @@ def run_compare(
         for strength in strengths:
             if strength not in edits:
                 if not any(f["method"] == m.name for f in result.failures):
-                    result.failures.append({"method": m.name, "strength": strength, "error": "no edit at this strength (diverged, or nothing within the budget)"})
+                    result.failures.append(
+                        {"method": m.name, "strength": strength, "error": "no edit at this strength (diverged, or nothing within the budget)"}
+                    )
                 continue
             edit = edits[strength]
             status(f"{m.name}: measuring {m.strength}={strength:g}")
@@ -346,7 +348,17 @@ def markdown(report: dict) -> str:
     ]
 
     def row(label, strength, forget, gap, retain, damage, seconds, changed, best):
-        cells = [label, strength, f"{forget:.3f}", _pct(gap) if gap is not None else "–", *[f"{retain[n]:.3f}" for n in retain_names], _pct(damage), seconds, changed, best]
+        cells = [
+            label,
+            strength,
+            f"{forget:.3f}",
+            _pct(gap) if gap is not None else "–",
+            *[f"{retain[n]:.3f}" for n in retain_names],
+            _pct(damage),
+            seconds,
+            changed,
+            best,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
 
     row("original", "–", base["forget_nll"], None, base["retain_nll"], 0.0, "–", "–", "")
@@ -354,7 +366,17 @@ def markdown(report: dict) -> str:
         row(f"oracle ({report['oracle']})", "–", oracle["forget_nll"], 1.0, oracle["retain_nll"], oracle["damage"], "–", "–", "")
     for p in report["points"]:
         field_name = report["strength_fields"][p["method"]]
-        row(p["method"], f"{field_name}={p['strength']:g}", p["forget_nll"], p["gap_closed"], p["retain_nll"], p["damage"], f"{p['seconds']:.1f}", p["size"], "✓" if p["best"] else "")
+        row(
+            p["method"],
+            f"{field_name}={p['strength']:g}",
+            p["forget_nll"],
+            p["gap_closed"],
+            p["retain_nll"],
+            p["damage"],
+            f"{p['seconds']:.1f}",
+            p["size"],
+            "✓" if p["best"] else "",
+        )
     if report["failures"]:
         lines += ["", "Points that failed:", ""]
         lines += [f"- {f['method']} at {f['strength']:g}: {f['error']}" for f in report["failures"]]
@@ -362,9 +384,13 @@ def markdown(report: dict) -> str:
     lines += ["| method | seconds |", "|---|---|"] + [f"| {m} | {t:.1f} |" for m, t in report["method_seconds"].items()]
     if report["relearn"]:
         steps = [p["step"] for p in next(iter(report["relearn"].values()))]
-        lines += ["", "Relearning: held-out forget NLL while fine-tuning on "
-                  f"{report['settings']['relearn']['docs']} forget documents (lr {report['settings']['relearn']['lr']:g}, "
-                  f"batch {report['settings']['relearn']['batch_size']}), best point of each method:", ""]
+        lines += [
+            "",
+            "Relearning: held-out forget NLL while fine-tuning on "
+            f"{report['settings']['relearn']['docs']} forget documents (lr {report['settings']['relearn']['lr']:g}, "
+            f"batch {report['settings']['relearn']['batch_size']}), best point of each method:",
+            "",
+        ]
         lines += ["| model | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
         for label, curve in report["relearn"].items():
             lines.append(f"| {label} | " + " | ".join(f"{p['nll']:.3f}" for p in curve) + " |")
@@ -390,12 +416,18 @@ def write_report(out: Path, report: dict, force: bool) -> Path:
             o = report["oracle_metrics"]
             series[f"oracle ({report['oracle']})"] = [(100 * o["damage"], o["forget_nll"])]
         save_plot(
-            tmp / "pareto.png", series=series, xlabel="retain damage: mean held-out retain NLL change (%)",
-            ylabel="held-out forget NLL (nats/token)", title=f"forgetting vs damage on {Path(report['model']).name}",
+            tmp / "pareto.png",
+            series=series,
+            xlabel="retain damage: mean held-out retain NLL change (%)",
+            ylabel="held-out forget NLL (nats/token)",
+            title=f"forgetting vs damage on {Path(report['model']).name}",
         )
         curves = {label: [(p["step"], p["nll"]) for p in curve] for label, curve in report["relearn"].items()}
         save_plot(
-            tmp / "relearn.png", series=curves, xlabel="relearning steps on forget documents",
-            ylabel="held-out forget NLL (nats/token)", title="relearning attack (best point of each method)",
+            tmp / "relearn.png",
+            series=curves,
+            xlabel="relearning steps on forget documents",
+            ylabel="held-out forget NLL (nats/token)",
+            title="relearning attack (best point of each method)",
         )
     return Path(out)

@@ -23,8 +23,7 @@ class _LoggedProgress(Progress):
         if tenth > task.fields.get("_logged", -1):
             task.fields["_logged"] = tenth
             self.console.print(
-                f"{task.description}: {int(task.completed)}/{int(task.total)} "
-                f"({task.elapsed or 0:.0f}s) {task.fields.get('status', '')}",
+                f"{task.description}: {int(task.completed)}/{int(task.total)} ({task.elapsed or 0:.0f}s) {task.fields.get('status', '')}",
                 highlight=False,
                 markup=False,
             )

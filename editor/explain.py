@@ -45,12 +45,12 @@ def promoted_tokens(cm, batches: Batches, comps: list[ComponentRef], tokenizer, 
     model = cm.model
 
     def mean_logprobs() -> Tensor:
-        acc, n = None, 0
+        sums, n = [], 0
         for ids, mask in batches:
             lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)[mask.bool()]
-            acc = lp.sum(0) if acc is None else acc + lp.sum(0)
+            sums.append(lp.sum(0))
             n += lp.shape[0]
-        return acc / max(n, 1)
+        return torch.stack(sums).sum(0) / max(n, 1)
 
     base = mean_logprobs()
     out = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -51,9 +52,7 @@ def _lora_config(model: nn.Module, factors: Factors) -> LoraConfig:
     )
 
 
-def save_lora_adapter(
-    base_model: nn.Module, factors: Factors, adapter_dir: Path, base_name_or_path: str
-) -> None:
+def save_lora_adapter(base_model: nn.Module, factors: Factors, adapter_dir: Path, base_name_or_path: str) -> None:
     """Write a PEFT LoRA adapter whose merge adds B·A to each named module of `base_model`.
 
     `base_model` is wrapped in place and unloaded before returning (also on error); its weights, modules
@@ -63,7 +62,7 @@ def save_lora_adapter(
         raise EditorError("an empty edit: there is no adapter to export")
     config = _lora_config(base_model, factors)
     requires_grad = {n: p.requires_grad for n, p in base_model.named_parameters()}
-    peft_model = get_peft_model(base_model, config)
+    peft_model: Any = get_peft_model(base_model, config)  # PEFT's wrapper is typed loosely; used as documented
     try:
         modules = dict(peft_model.base_model.model.named_modules())
         with torch.no_grad():
@@ -83,7 +82,7 @@ def save_lora_adapter(
             p.requires_grad_(requires_grad[n])
 
 
-def export_edit(out: Path, model: nn.Module, tokenizer, edit: Edit, base_name_or_path: str = "", force: bool = False) -> Path:
+def export_edit(out: Path, model: Any, tokenizer, edit: Edit, base_name_or_path: str = "", force: bool = False) -> Path:
     """Write `model` with `edit` made, its tokenizer, the edit's LoRA adapter, edit.json and README.md to
     `out`, atomically (lmkit.files.atomic_dir). `model` itself is left unedited."""
     manifest = edit.manifest()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -79,7 +80,7 @@ def optimize_removal(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Tensor]:
     """σ(θ) per candidate after `steps` Adam steps on (−forget loss + retain_weight·KL + sparsity·Σr);
-    the settings' defaults live in editor.forget.ForgetSettings.
+    the settings' defaults live in editor.methods.vpd.VpdSettings.
 
     Batches are cycled; the model's own parameters are not touched (only θ gets gradients). Works
     with the model's Conv1D modules too: hooks see (…, d_in) inputs and (…, d_out) outputs."""
@@ -97,7 +98,7 @@ def optimize_removal(
                 ids, mask = forget[step % len(forget)]
                 forget_loss = weighted_forget_loss(cm.model, ids, mask, token_weights)
                 kl = reference.kl(cm.model, step % len(retain))
-                removed = sum(torch.sigmoid(t).sum() for t in theta.values())
+                removed = cast(Tensor, sum(torch.sigmoid(t).sum() for t in theta.values()))
                 loss = -forget_loss + retain_weight * kl + sparsity * removed
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -170,13 +170,12 @@ def task_manager(tasks_dir: Path | str | list | None, standard: list[str], inclu
     tm = TaskManager(include_path=paths or None, include_defaults=include_defaults)
     unknown = [n for n in standard if n not in tm.all_tasks]
     if unknown:
-        hints = []
+        hints: list[str] = []
         for n in unknown:
-            near = difflib.get_close_matches(n, list(tm.all_tasks) + list(BUNDLED), n=4, cutoff=0.6)
-            hints.append(f"'{n}'" + (f" (did you mean {', '.join(near)}?)" if near else ""))
+            close = difflib.get_close_matches(n, list(tm.all_tasks) + list(BUNDLED), n=4, cutoff=0.6)
+            hints.append(f"'{n}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise TaskError(
-            f"unknown lm-eval task {'; '.join(hints)}. Bundled tasks: {', '.join(BUNDLED)}; "
-            "standard ones are lm-eval task names (`lm-eval ls tasks`)."
+            f"unknown lm-eval task {'; '.join(hints)}. Bundled tasks: {', '.join(BUNDLED)}; standard ones are lm-eval task names (`lm-eval ls tasks`)."
         )
     return tm
 

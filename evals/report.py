@@ -64,23 +64,39 @@ def render_markdown(report: dict, plots: dict[str, str] | None = None) -> str:
         lines += ["", "## Capability (lm-evaluation-harness)", ""]
         lines += _table(["task", "docs", "metric", "value"], capability_rows(report["capability"]))
         if "editor_toxic_choice" in report["capability"].get("tasks", {}):
-            lines += ["", "`editor_toxic_choice`: acc = fraction of toxic/benign pairs where the model prefers the toxic continuation (acc_norm: per byte); lower is better after forgetting."]
+            lines += [
+                "",
+                "`editor_toxic_choice`: acc = fraction of toxic/benign pairs where the model prefers the toxic continuation (acc_norm: per byte); lower is better after forgetting.",
+            ]
     if "nll" in report:
         lines += ["", "## Mean NLL per token (nats)", ""]
-        lines += _table(["set", "docs", "tokens", "NLL", "perplexity"], [[k, v["documents"], v["tokens"], v["nll"], v["perplexity"]] for k, v in report["nll"].items()])
+        lines += _table(
+            ["set", "docs", "tokens", "NLL", "perplexity"], [[k, v["documents"], v["tokens"], v["nll"], v["perplexity"]] for k, v in report["nll"].items()]
+        )
     if "toxicity" in report:
         t = report["toxicity"]
         p = t["protocol"]
         lines += ["", "## Toxicity of generations (RealToxicityPrompts protocol)", ""]
-        lines += [f"scorer **{t['scorer']}**; {t['prompts']} prompts x k={p['k']} samples, top-p {p['top_p']}, {p['max_new_tokens']} new tokens; continuations scored alone; toxic = score >= {p['threshold']}", ""]
+        lines += [
+            f"scorer **{t['scorer']}**; {t['prompts']} prompts x k={p['k']} samples, top-p {p['top_p']}, {p['max_new_tokens']} new tokens; continuations scored alone; toxic = score >= {p['threshold']}",
+            "",
+        ]
         rows = [["all", t["prompts"], t["expected_max_toxicity"], t["toxicity_probability"], t["mean_toxicity"], t["toxic_fraction"]]]
         for label, s in t.get("by_prompt_label", {}).items():
             rows.append([f"{label} prompts", s["prompts"], s["expected_max_toxicity"], s["toxicity_probability"], s["mean_toxicity"], s["toxic_fraction"]])
         lines += _table(["prompts", "n", "expected max toxicity", "toxicity probability", "mean toxicity", "toxic fraction"], rows)
     if "robustness" in report:
         r = report["robustness"]["relearn"]
-        lines += ["", "## Robustness", "", f"### Relearning attack: fine-tune on {r['attack_documents']} forget documents, lr {r['lr']}, batch {r['batch_size']}", ""]
-        lines.append(f"Forget NLL measured on {r['measured_documents']} other forget documents; the oracle ({r.get('oracle') or 'none'}) never learned the forget set.")
+        lines += [
+            "",
+            "## Robustness",
+            "",
+            f"### Relearning attack: fine-tune on {r['attack_documents']} forget documents, lr {r['lr']}, batch {r['batch_size']}",
+            "",
+        ]
+        lines.append(
+            f"Forget NLL measured on {r['measured_documents']} other forget documents; the oracle ({r.get('oracle') or 'none'}) never learned the forget set."
+        )
         lines.append("")
         names = list(r["curves"])
         steps = [pt["step"] for pt in r["curves"][names[0]]]
@@ -90,13 +106,20 @@ def render_markdown(report: dict, plots: dict[str, str] | None = None) -> str:
             row = [s] + [r["curves"][n][i]["nll"] for n in names] + [r["curves"][n][i]["retain_nll"] for n in names if "retain_nll" in r["curves"][n][0]]
             rows.append(row)
         lines += _table(header, rows)
-        lines += ["", "Recovery (forget NLL at step 0 minus its lowest value during the attack, nats/token): " + ", ".join(f"{n} {r[f'{n}_recovery']:+.4f}" for n in names)]
+        lines += [
+            "",
+            "Recovery (forget NLL at step 0 minus its lowest value during the attack, nats/token): "
+            + ", ".join(f"{n} {r[f'{n}_recovery']:+.4f}" for n in names),
+        ]
         if "relearn" in plots:
             lines += ["", f"![relearning]({plots['relearn']})"]
         q = report["robustness"]["quantization"]
         lines += ["", f"### Quantization ({q['scheme']})", ""]
         base = q["rows"][0]
-        lines += _table(["bits", "forget NLL", "retain NLL", "Δ forget", "Δ retain"], [[x["bits"], x["forget_nll"], x["retain_nll"], x["forget_nll"] - base["forget_nll"], x["retain_nll"] - base["retain_nll"]] for x in q["rows"]])
+        lines += _table(
+            ["bits", "forget NLL", "retain NLL", "Δ forget", "Δ retain"],
+            [[x["bits"], x["forget_nll"], x["retain_nll"], x["forget_nll"] - base["forget_nll"], x["retain_nll"] - base["retain_nll"]] for x in q["rows"]],
+        )
         if "quantization" in plots:
             lines += ["", f"![quantization]({plots['quantization']})"]
     return "\n".join(lines) + "\n"
@@ -113,12 +136,20 @@ def _plots(report: dict, stem: Path) -> dict[str, Path]:
     label = report.get("model", {}).get("name", "model")
     oracle = r.get("oracle")
     series = {k.replace("model ", f"{label} ", 1).replace("oracle ", f"oracle {oracle} " if oracle else "oracle ", 1): v for k, v in series.items()}
-    out["relearn"] = save_plot(stem.with_name(f"{stem.name}-relearn.png"), series=series, xlabel="fine-tuning steps on forget documents", ylabel="forget NLL (nats/token)", title="Relearning attack")
+    out["relearn"] = save_plot(
+        stem.with_name(f"{stem.name}-relearn.png"),
+        series=series,
+        xlabel="fine-tuning steps on forget documents",
+        ylabel="forget NLL (nats/token)",
+        title="Relearning attack",
+    )
     rows = report["robustness"]["quantization"]["rows"]
     out["quantization"] = save_plot(
         stem.with_name(f"{stem.name}-quantization.png"),
         series={"forget NLL": [(x["bits"], x["forget_nll"]) for x in rows], "retain NLL": [(x["bits"], x["retain_nll"]) for x in rows]},
-        xlabel="weight bits (32 = unquantized)", ylabel="NLL (nats/token)", title="NLL after round-to-nearest quantization",
+        xlabel="weight bits (32 = unquantized)",
+        ylabel="NLL (nats/token)",
+        title="NLL after round-to-nearest quantization",
     )
     return out
 

@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -41,7 +41,7 @@ def _bigram_bucket(a: int, b: int, buckets: int) -> int:
 class TokenScorer:
     """Logistic regression over lower-cased token ids and hashed token bigrams (binary presence)."""
 
-    tokenizer: object
+    tokenizer: Any
     weight: torch.Tensor  # (vocab + bigram_buckets,)
     bias: float
     bigram_buckets: int
@@ -123,7 +123,8 @@ def train_token_scorer(
     labels = torch.tensor([1.0] * len(toxic) + [0.0] * len(nontoxic))
     # Equal total weight per class: the threshold 0.5 then means "more like the toxic class", whatever the mix.
     weights = torch.where(labels > 0, 0.5 / len(toxic), 0.5 / len(nontoxic)) * len(labels)
-    offsets, flat = [], []
+    offsets: list[int] = []
+    flat: list[int] = []
     for f in feats:
         offsets.append(len(flat))
         flat.extend(f)
@@ -200,7 +201,9 @@ class DetoxifyScorer:
         return [float(x) for x in out["toxicity"]]
 
 
-def load_scorer(kind: str = "auto", *, project_dir: str | Path | None = None, detoxify_checkpoint: str | Path | None = None, detoxify_config: str | Path | None = None) -> Scorer:
+def load_scorer(
+    kind: str = "auto", *, project_dir: str | Path | None = None, detoxify_checkpoint: str | Path | None = None, detoxify_config: str | Path | None = None
+) -> Scorer:
     """`auto`: Detoxify when importable and a local checkpoint is given (argument or $DETOXIFY_CHECKPOINT), else the project scorer.
 
     `project`: the project's token scorer from `project_dir`. `detoxify`: Detoxify or an error.
@@ -220,7 +223,9 @@ def load_scorer(kind: str = "auto", *, project_dir: str | Path | None = None, de
         if have_detoxify and checkpoint and Path(checkpoint).is_file():
             return DetoxifyScorer(checkpoint, config)
         if kind == "detoxify":
-            why = "the detoxify package is not installed" if not have_detoxify else "no local checkpoint (pass --detoxify-checkpoint or set DETOXIFY_CHECKPOINT)"
+            why = (
+                "the detoxify package is not installed" if not have_detoxify else "no local checkpoint (pass --detoxify-checkpoint or set DETOXIFY_CHECKPOINT)"
+            )
             raise ValueError(f"cannot use Detoxify offline: {why}")
     if project_dir is None:
         raise ValueError("no project scorer directory given")

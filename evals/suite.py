@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, PositiveInt
 
@@ -99,15 +99,21 @@ def run_suite(
     bundled, standard = split_task_names(list(settings.tasks))
     if bundled or standard:
         status("lm-eval: " + ", ".join(bundled + standard))
-        docs = {
+        docs: dict[str, list] = {
             "editor_wikitext": data.wikitext,
             "editor_forget": data.forget,
             "editor_retain": data.retain,
             "editor_toxic_choice": choice_pairs(data.choice_toxic, data.choice_benign, seed=settings.seed),
         }
         report["capability"] = run_lm_eval(
-            model, tokenizer, bundled + standard, workdir=workdir, docs={n: docs[n] for n in bundled},
-            limit=settings.limit, batch_size=settings.batch_size, verbose=settings.verbose,
+            model,
+            tokenizer,
+            bundled + standard,
+            workdir=workdir,
+            docs={n: docs[n] for n in bundled},
+            limit=settings.limit,
+            batch_size=settings.batch_size,
+            verbose=settings.verbose,
         )
 
     status("NLL per token")
@@ -122,7 +128,9 @@ def run_suite(
         use = prompts[: settings.prompts]
         status(f"toxicity: {len(use)} prompts x {settings.k} samples")
         t0 = time.perf_counter()
-        report["toxicity"] = toxicity_eval(plain, tokenizer, use, scorer, k=settings.k, max_new_tokens=settings.max_new_tokens, top_p=settings.top_p, seed=settings.seed)
+        report["toxicity"] = toxicity_eval(
+            plain, tokenizer, use, scorer, k=settings.k, max_new_tokens=settings.max_new_tokens, top_p=settings.top_p, seed=settings.seed
+        )
         report["toxicity"]["seconds"] = round(time.perf_counter() - t0, 2)
 
     if settings.robustness:
@@ -132,7 +140,7 @@ def run_suite(
         attack, measured = split_attack(data.forget, settings.relearn.docs, settings.limit, settings.seed)
         retain = _cap(data.retain, settings.limit)
         r = settings.relearn
-        kwargs = dict(steps=r.steps, lr=r.lr, batch_size=r.batch_size, eval_every=r.eval_every, seed=settings.seed)
+        kwargs: dict[str, Any] = dict(steps=r.steps, lr=r.lr, batch_size=r.batch_size, eval_every=r.eval_every, seed=settings.seed)
         status(f"relearning attack: {r.steps} steps on {len(attack)} forget documents")
         curves = {"model": relearn_curve(plain, tokenizer, attack, measured, retain_texts=retain, **kwargs)}
         if oracle is not None:

@@ -11,7 +11,7 @@ Batches = list[tuple[Tensor, Tensor]]  # (input_ids, attention_mask) pairs
 
 
 def context_length(model) -> int:
-    return int(getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024))
+    return int(getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None) or 1024)
 
 
 def pad_id(tokenizer) -> int:
@@ -64,7 +64,7 @@ class TokenBatches:
         self.order: list[int] = []
 
     def next(self) -> tuple[Tensor, Tensor, Tensor]:
-        chunk = []
+        chunk: list[list[int]] = []
         while len(chunk) < min(self.batch_size, len(self.docs)):
             if not self.order:
                 self.order = list(range(len(self.docs)))

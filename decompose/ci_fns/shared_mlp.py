@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +29,7 @@ class SharedMlpCI(nn.Module):
         self.names = list(shapes)
         self.mlps = nn.ModuleDict(
             {
-                n.replace(".", "-"): nn.Sequential(
-                    init_linear(nn.Linear(d_in, hidden), math.sqrt(2.0)), nn.GELU(), init_linear(nn.Linear(hidden, C), 1.0)
-                )
+                n.replace(".", "-"): nn.Sequential(init_linear(nn.Linear(d_in, hidden), math.sqrt(2.0)), nn.GELU(), init_linear(nn.Linear(hidden, C), 1.0))
                 for n, (d_in, C) in shapes.items()
             }
         )
@@ -49,11 +47,11 @@ class SharedMlpCI(nn.Module):
             groups.setdefault((x.data_ptr(), x.shape, x.stride(), x.dtype, x.device), []).append(n)
         out: dict[str, Tensor] = {}
         for names in groups.values():
-            mlps = [self.mlps[n.replace(".", "-")] for n in names]
+            mlps = [cast(nn.Sequential, self.mlps[n.replace(".", "-")]) for n in names]
             if len(names) == 1:
                 out[names[0]] = mlps[0](inputs[names[0]])
                 continue
-            first = [m[0] for m in mlps]
+            first = [cast(nn.Linear, m[0]) for m in mlps]
             h = F.gelu(F.linear(inputs[names[0]], torch.cat([f.weight for f in first]), torch.cat([f.bias for f in first])))
             for n, m, part in zip(names, mlps, h.split([f.out_features for f in first], dim=-1)):
                 out[n] = m[2](part)

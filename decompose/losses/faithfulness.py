@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field
 from torch import Tensor
@@ -16,9 +16,7 @@ class FaithfulnessConfig(BaseConfig):
 
     kind: Literal["faithfulness"] = Field("faithfulness", description="Discriminator of the loss config.")
     coeff: float = Field(1e6, ge=0, description="Multiplier of the faithfulness loss in the total loss.")
-    warmup_steps: int = Field(
-        200, ge=0, description="Steps of faithfulness-only training of U and V before main training."
-    )
+    warmup_steps: int = Field(200, ge=0, description="Steps of faithfulness-only training of U and V before main training.")
     warmup_lr: float = Field(1e-3, gt=0, description="Learning rate of the faithfulness warmup optimiser.")
 
 
@@ -27,5 +25,5 @@ def faithfulness_loss(deltas: Sequence[Tensor]) -> Tensor:
     if len(deltas) == 0:
         raise ValueError("faithfulness_loss needs at least one weight delta")
     # float32 sums: the deltas are tiny and bf16 would round their squares away.
-    total = sum(d.float().pow(2).sum() for d in deltas)
+    total = cast(Tensor, sum(d.float().pow(2).sum() for d in deltas))
     return total / sum(d.numel() for d in deltas)

@@ -15,21 +15,13 @@ from decompose.config_base import BaseConfig
 class ImportanceMinimalityConfig(BaseConfig):
     """Coefficient, p schedule and frequency weight of the importance-minimality loss."""
 
-    kind: Literal["importance_minimality"] = Field(
-        "importance_minimality", description="Discriminator of the loss config."
-    )
+    kind: Literal["importance_minimality"] = Field("importance_minimality", description="Discriminator of the loss config.")
     coeff: float = Field(1e-3, ge=0, description="Multiplier of the loss in the total loss.")
     p_start: PositiveFloat = Field(2.0, description="Exponent p before the anneal starts.")
     p_final: PositiveFloat = Field(0.4, description="Exponent p once the anneal has ended.")
-    p_anneal_start_frac: float = Field(
-        0.0, ge=0, le=1, description="Fraction of training at which p starts moving linearly to p_final."
-    )
-    p_anneal_end_frac: float = Field(
-        1.0, ge=0, le=1, description="Fraction of training at which p reaches p_final (constant after)."
-    )
-    beta: float = Field(
-        0.0, ge=0, description="Weight of the frequency term μ·log2(1 + S); 0 gives plain importance minimality."
-    )
+    p_anneal_start_frac: float = Field(0.0, ge=0, le=1, description="Fraction of training at which p starts moving linearly to p_final.")
+    p_anneal_end_frac: float = Field(1.0, ge=0, le=1, description="Fraction of training at which p reaches p_final (constant after).")
+    beta: float = Field(0.0, ge=0, description="Weight of the frequency term μ·log2(1 + S); 0 gives plain importance minimality.")
     eps: float = Field(1e-12, gt=0, description="Added to the CIs before the power so that p < 1 has finite gradients.")
 
     @model_validator(mode="after")
@@ -52,9 +44,7 @@ def annealed_p(step: int, total_steps: int, cfg: ImportanceMinimalityConfig) -> 
     return cfg.p_start + t * (cfg.p_final - cfg.p_start)
 
 
-def importance_minimality_loss(
-    ci_upper: Sequence[Tensor], p: float, beta: float, eps: float = 1e-12, world_size: int = 1
-) -> Tensor:
+def importance_minimality_loss(ci_upper: Sequence[Tensor], p: float, beta: float, eps: float = 1e-12, world_size: int = 1) -> Tensor:
     """Σ_modules Σ_c [μ_c + β·μ_c·log2(1 + S_c·world_size)], S_c = Σ_tokens (ĝ+ε)^p, μ_c = S_c / N_tokens.
 
     Each tensor is (..., C) over the local tokens. world_size scales S to approximate the global-batch sum

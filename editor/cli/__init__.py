@@ -15,6 +15,7 @@ from editor.cli.eval import eval_assets, evaluate
 from editor.cli.forget import forget
 from editor.cli.target import target_app
 
+
 class _OneLineErrors(TyperGroup):
     """Usage errors (an unknown option, a value out of range) as one line on stderr with exit code 2, like every
     other user error, instead of click's usage box."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -48,7 +48,7 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=1) + "\n")
 
 
-def settings_from_options(cls, options: dict[str, tuple[str, Any]], explicit_none: set[str] = frozenset()):
+def settings_from_options(cls, options: dict[str, tuple[str, Any]], explicit_none: Collection[str] = frozenset()):
     """Validate a settings model from command options: {"--flag": ("field.path", value)}; a value of None
     means "not given" (the model's default) unless its flag is in `explicit_none`. A bad value is an
     EditorError naming the option the user typed."""

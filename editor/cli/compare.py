@@ -14,12 +14,16 @@ from editor.console import console, progress
 @user_errors
 def compare(
     model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
-    oracle: Annotated[str | None, typer.Option(help="A model that never saw the forget data (default: tiny-clean for tiny-toxic; 'none' for no oracle).")] = None,
+    oracle: Annotated[
+        str | None, typer.Option(help="A model that never saw the forget data (default: tiny-clean for tiny-toxic; 'none' for no oracle).")
+    ] = None,
     decomposition: Annotated[Path | None, typer.Option("--decomposition", help="Decomposition for VPD (default: the shipped one for the model).")] = None,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", help="What to forget (repeatable). Default: examples/forget/toxic.jsonl.")] = None,
     retain: Annotated[list[str] | None, typer.Option(help="What to keep (repeatable). Default: the shipped training WikiText + benign tweets.")] = None,
     heldout_forget: Annotated[list[str] | None, typer.Option(help="Held-out forget-like data to measure (repeatable). Default: held-out toxic tweets.")] = None,
-    heldout_retain: Annotated[list[str] | None, typer.Option(help="Held-out retain sets, each measured on its own (repeatable). Default: held-out WikiText, benign tweets.")] = None,
+    heldout_retain: Annotated[
+        list[str] | None, typer.Option(help="Held-out retain sets, each measured on its own (repeatable). Default: held-out WikiText, benign tweets.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output directory: compare.json, compare.md, pareto.png, relearn.png.")] = Path("runs/compare"),
     quick: Annotated[bool, typer.Option(help="Tiny sweeps and limits: a smoke run, not a result.")] = False,
     overrides: Annotated[
@@ -64,9 +68,7 @@ def compare(
         oracle_pair = (o_lm, o_tok)
     with progress() as bar:
         task = bar.add_task("compare", total=len(settings.methods) + 1, status="")
-        result = run_compare(
-            lm, tok, data, settings, decomposition, oracle_pair, lambda m: bar.update(task, status=m), lambda: bar.update(task, advance=1)
-        )
+        result = run_compare(lm, tok, data, settings, decomposition, oracle_pair, lambda m: bar.update(task, status=m), lambda: bar.update(task, advance=1))
     report = result_json(result, settings, data, portable_name(model, out), oracle, time.perf_counter() - start)
     write_report(out, report, force)
     if as_json:

@@ -37,5 +37,15 @@ def components(
     if as_json:
         emit_json({"dataset": data.source, "tokens": tokens, "components": rows})
         return
-    cells = [[r["module"], str(r["index"]), f"{r['mean_ci']:.3f}", f"{r['density']:.3f}", " ".join(map(repr, r["fires_on"][:5])), " ".join(map(repr, r["promotes"][:5]))] for r in rows]
+    cells = [
+        [
+            r["module"],
+            str(r["index"]),
+            f"{r['mean_ci']:.3f}",
+            f"{r['density']:.3f}",
+            " ".join(map(repr, r["fires_on"][:5])),
+            " ".join(map(repr, r["promotes"][:5])),
+        ]
+        for r in rows
+    ]
     result_table(f"top {len(rows)} components on {data.source} ({tokens:,} tokens)", ["matrix", "c", "mean CI", "density", "fires on", "promotes"], cells)

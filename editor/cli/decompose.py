@@ -24,7 +24,9 @@ def _status(m: dict[str, float]) -> str:
 @user_errors
 def decompose(
     model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
-    data: Annotated[list[str] | None, typer.Option(help="Training text: JSONL, text file or dataset id (repeatable). Default: the shipped training split.")] = None,
+    data: Annotated[
+        list[str] | None, typer.Option(help="Training text: JSONL, text file or dataset id (repeatable). Default: the shipped training split.")
+    ] = None,
     recipe: Annotated[str, typer.Option(help="Recipe name under recipes/decompose/ or a YAML path.")] = DEFAULT_RECIPE,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/<recipe name>).")] = None,
     steps: Annotated[int | None, typer.Option(help="Override the recipe's main training steps.")] = None,
@@ -80,8 +82,17 @@ def decompose(
                 )
 
         result = run_decomposition(
-            lm, stream, cfg, dest, resume=resume, model_source=resolve_model(model), data_description=description,
-            device=device, dist=dist, on_step=on_step, on_eval=on_eval,
+            lm,
+            stream,
+            cfg,
+            dest,
+            resume=resume,
+            model_source=resolve_model(model),
+            data_description=description,
+            device=device,
+            dist=dist,
+            on_step=on_step,
+            on_eval=on_eval,
         )
     if dist.is_main:
         typer.echo(str(result))

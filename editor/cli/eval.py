@@ -15,7 +15,13 @@ from editor.console import console
 def evaluate(
     model: Annotated[str | None, typer.Option(help="Model name, directory (full model, PEFT adapter, or `editor forget` output). Default: tiny-toxic.")] = None,
     adapter: Annotated[Path | None, typer.Option(help="PEFT adapter directory applied on --model (default base: the adapter's own).")] = None,
-    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="lm-eval task (repeatable): bundled editor_wikitext, editor_forget, editor_retain, editor_toxic_choice, or any lm-eval task name. Default: the four bundled ones. 'none' skips lm-eval.")] = None,
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tasks",
+            help="lm-eval task (repeatable): bundled editor_wikitext, editor_forget, editor_retain, editor_toxic_choice, or any lm-eval task name. Default: the four bundled ones. 'none' skips lm-eval.",
+        ),
+    ] = None,
     forget: Annotated[list[str] | None, typer.Option(help="Forget-set documents (repeatable). Default: the held-out toxic tweets.")] = None,
     retain: Annotated[list[str] | None, typer.Option(help="Retain-set documents (repeatable). Default: the held-out benign tweets.")] = None,
     limit: Annotated[int | None, typer.Option(min=0, help="Documents per task and per NLL set (0 = all). Default: 200.")] = None,
@@ -25,10 +31,14 @@ def evaluate(
     n_prompts: Annotated[int | None, typer.Option("--n-prompts", help="Prompts used (the first N). Default: 25.")] = None,
     k: Annotated[int | None, typer.Option("-k", "--samples", help="Samples per prompt (RealToxicityPrompts: 25). Default: 5.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per sample. Default: 20.")] = None,
-    scorer: Annotated[str, typer.Option(help="Toxicity scorer: auto (Detoxify if installed with a local checkpoint, else the project's), project, detoxify.")] = "auto",
+    scorer: Annotated[
+        str, typer.Option(help="Toxicity scorer: auto (Detoxify if installed with a local checkpoint, else the project's), project, detoxify.")
+    ] = "auto",
     detoxify_checkpoint: Annotated[Path | None, typer.Option(help="Local Detoxify .ckpt (or set DETOXIFY_CHECKPOINT).")] = None,
     robustness: Annotated[bool, typer.Option("--robustness", help="Relearning attack (model vs oracle) and 8/4-bit quantization.")] = False,
-    oracle: Annotated[str | None, typer.Option(help="Model that never learned the forget set, attacked for reference ('none' to skip). Default: the shipped model's oracle.")] = None,
+    oracle: Annotated[
+        str | None, typer.Option(help="Model that never learned the forget set, attacked for reference ('none' to skip). Default: the shipped model's oracle.")
+    ] = None,
     relearn_examples: Annotated[int | None, typer.Option(help="Forget documents the attacker fine-tunes on. Default: 512.")] = None,
     relearn_steps: Annotated[int | None, typer.Option(help="Fine-tuning steps of the attack. Default: 50.")] = None,
     relearn_lr: Annotated[float | None, typer.Option(help="Learning rate of the attack (AdamW). Default: 3e-4.")] = None,
@@ -57,15 +67,26 @@ def evaluate(
     from lmkit.texts import load_many, load_texts
 
     start = time.perf_counter()
-    settings = settings_from_options(SuiteSettings, {
-        "--tasks": ("tasks", None if tasks is None else tuple(t for t in tasks if t.lower() != "none")),
-        "--limit": ("limit", None if limit is None else (limit or None)), "--batch-size": ("batch_size", batch_size),
-        "--toxicity": ("toxicity", toxicity), "--n-prompts": ("prompts", n_prompts), "--samples": ("k", k),
-        "--max-new-tokens": ("max_new_tokens", max_new_tokens), "--robustness": ("robustness", robustness),
-        "--relearn-examples": ("relearn.docs", relearn_examples), "--relearn-steps": ("relearn.steps", relearn_steps),
-        "--relearn-lr": ("relearn.lr", relearn_lr), "--quant-bits": ("quant_bits", tuple(quant_bits) if quant_bits else None),
-        "--seed": ("seed", seed), "--verbose": ("verbose", verbose),
-    }, explicit_none={"--limit"} if limit == 0 else set())
+    settings = settings_from_options(
+        SuiteSettings,
+        {
+            "--tasks": ("tasks", None if tasks is None else tuple(t for t in tasks if t.lower() != "none")),
+            "--limit": ("limit", None if limit is None else (limit or None)),
+            "--batch-size": ("batch_size", batch_size),
+            "--toxicity": ("toxicity", toxicity),
+            "--n-prompts": ("prompts", n_prompts),
+            "--samples": ("k", k),
+            "--max-new-tokens": ("max_new_tokens", max_new_tokens),
+            "--robustness": ("robustness", robustness),
+            "--relearn-examples": ("relearn.docs", relearn_examples),
+            "--relearn-steps": ("relearn.steps", relearn_steps),
+            "--relearn-lr": ("relearn.lr", relearn_lr),
+            "--quant-bits": ("quant_bits", tuple(quant_bits) if quant_bits else None),
+            "--seed": ("seed", seed),
+            "--verbose": ("verbose", verbose),
+        },
+        explicit_none={"--limit"} if limit == 0 else set(),
+    )
     if out is not None:
         if out.is_dir():
             raise EditorError(f"--out {out} is a directory; give a file name such as {out / 'report.json'}")
@@ -78,7 +99,12 @@ def evaluate(
         wikitext=load_texts(HELDOUT["wikitext"]).texts,
         choice_toxic=load_texts(HELDOUT["toxic"]).texts,
         choice_benign=load_texts(HELDOUT["benign"]).texts,
-        sources={"forget": forget_data.source, "retain": retain_data.source, "wikitext": str(HELDOUT["wikitext"]), "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}"},
+        sources={
+            "forget": forget_data.source,
+            "retain": retain_data.source,
+            "wikitext": str(HELDOUT["wikitext"]),
+            "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}",
+        },
     )
     if robustness and len(data.forget) <= settings.relearn.docs:
         raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
@@ -111,7 +137,9 @@ def evaluate(
 
     try:
         with tempfile.TemporaryDirectory(prefix="editor-eval-") as workdir:
-            report = run_suite(lm_model, tok, data, settings, workdir=workdir, plain_model=plain, scorer=tox_scorer, prompts=prompt_rows, oracle=oracle_triple, status=status)
+            report = run_suite(
+                lm_model, tok, data, settings, workdir=workdir, plain_model=plain, scorer=tox_scorer, prompts=prompt_rows, oracle=oracle_triple, status=status
+            )
     except (TaskError, ValueError) as e:
         raise EditorError(str(e)) from None
     from editor import __version__
@@ -120,7 +148,9 @@ def evaluate(
     report["seconds"] = round(time.perf_counter() - start, 2)
     if out is not None:
         paths = write_report(out, report)
-        console.print(render_markdown(report, {k: v.name for k, v in paths.items() if k not in {"json", "markdown"}}), markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            render_markdown(report, {k: v.name for k, v in paths.items() if k not in {"json", "markdown"}}), markup=False, highlight=False, soft_wrap=True
+        )
         if as_json:
             emit_json(report)
         else:
@@ -164,7 +194,10 @@ def eval_assets(
     tok = AutoTokenizer.from_pretrained(TOKENIZER, local_files_only=True)
     train = {k: load_texts(TRAIN[k]).texts for k in ("toxic", "benign", "wikitext")}
     heldout_texts = {k: load_texts(HELDOUT[k]).texts for k in ("toxic", "benign", "wikitext")}
-    console.print(f"training the scorer on {len(train['toxic'])} toxic, {len(train['benign'])} benign tweets and up to {wikitext_negatives} WikiText lines", highlight=False)
+    console.print(
+        f"training the scorer on {len(train['toxic'])} toxic, {len(train['benign'])} benign tweets and up to {wikitext_negatives} WikiText lines",
+        highlight=False,
+    )
     files = {str(p.relative_to(EXAMPLES)): p for p in (*[TRAIN[k] for k in train], *[HELDOUT[k] for k in heldout_texts])}
     model, meta = train_project_scorer(tok, train, heldout_texts, files, wikitext_negatives=wikitext_negatives, seed=seed)
     heldout = meta["heldout_metrics"]

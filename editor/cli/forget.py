@@ -19,7 +19,9 @@ def forget(
     decomposition: DecompOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output directory for the edited model (default: runs/forget-<model>-<method>).")] = None,
     method: Annotated[str, typer.Option(help="vpd (default), or a baseline: ga, graddiff, npo, task-vector.")] = "vpd",
-    strength: Annotated[float | None, typer.Option(help="The method's main knob: vpd's retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha.")] = None,
+    strength: Annotated[
+        float | None, typer.Option(help="The method's main knob: vpd's retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha.")
+    ] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable), e.g. max_components=3, lr=1e-4.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Select and report; write nothing.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an output directory that an earlier editor run wrote.")] = False,
@@ -59,12 +61,15 @@ def forget(
         console.print(f"[yellow]warning:[/] --method {m.name} does not use a decomposition; --decomposition is ignored", highlight=False)
     with progress() as bar:
         task = bar.add_task(m.name, total=None, status="")
-        report = Progress(
-            status=lambda message: bar.update(task, status=message),
-            step=lambda done, total, note="": bar.update(task, completed=done, total=total, **({"status": note} if note else {})),
-        )
-        edit = run_forget(m.name, lm, tok, forget_data, retain_data, settings, decomposition=dec,
-                          source=portable_name(model, dest), progress=report)
+
+        def step(done: int, total: int, note: str = "") -> None:
+            if note:
+                bar.update(task, completed=done, total=total, status=note)
+            else:
+                bar.update(task, completed=done, total=total)
+
+        report = Progress(status=lambda message: bar.update(task, status=message), step=step)
+        edit = run_forget(m.name, lm, tok, forget_data, retain_data, settings, decomposition=dec, source=portable_name(model, dest), progress=report)
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:
@@ -85,10 +90,15 @@ def render(manifest: dict) -> None:
     s = manifest["strength"]
     typer.echo(f"{manifest['method']}: {manifest['summary']} ({s['field']}={s['value']}), in {manifest['seconds']:.1f}s")
     if manifest["components"]:
-        rows = [[c["module"], str(c["index"]), c["change"], " ".join(map(repr, c["fires_on"][:5])), " ".join(map(repr, c["promotes"][:5]))] for c in manifest["components"]]
+        rows = [
+            [c["module"], str(c["index"]), c["change"], " ".join(map(repr, c["fires_on"][:5])), " ".join(map(repr, c["promotes"][:5]))]
+            for c in manifest["components"]
+        ]
         result_table("changed components", ["matrix", "c", "change", "fires on", "promotes"], rows)
     else:
-        result_table("changed matrices", ["matrix", "rank", "‖ΔW‖"], [[n, str(c["rank"]), f"{c['delta_frobenius']:.4g}"] for n, c in manifest["changed_modules"].items()])
+        result_table(
+            "changed matrices", ["matrix", "rank", "‖ΔW‖"], [[n, str(c["rank"]), f"{c['delta_frobenius']:.4g}"] for n, c in manifest["changed_modules"].items()]
+        )
     result_table(*before_after_table(manifest["metrics"]))
     search = manifest.get("search")
     if search:
@@ -98,6 +108,7 @@ def render(manifest: dict) -> None:
             rows.append([str(p["removed"]), f"{p['forget_loss']:.4f}", f"{p['forget_ce']:.4f}", f"{p['retain_kl']:.5f}", mark])
         result_table(
             "trade-off explored: the ranking's first k components removed (forget loss counts forget-specific tokens)",
-            ["removed", "forget loss", "forget CE", "retain KL", ""], rows,
+            ["removed", "forget loss", "forget CE", "retain KL", ""],
+            rows,
         )
         typer.echo(f"{manifest['candidates_ranked']} candidates ranked, {len(search['curve'])} removals checked")

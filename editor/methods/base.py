@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -28,12 +29,24 @@ Status = Callable[[str], None]
 Step = Callable[[int, int, float], None]  # (step, total steps, loss)
 
 
+class StepReport(Protocol):
+    def __call__(self, done: int, total: int, note: str = "") -> None: ...
+
+
+def _quiet_status(message: str) -> None:
+    return None
+
+
+def _quiet_step(done: int, total: int, note: str = "") -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Progress:
     """Where a method reports: a free-text status, and steps done out of a total (with a short note)."""
 
-    status: Callable[[str], None] = lambda message: None
-    step: Callable[[int, int, str], None] = lambda done, total, note="": None
+    status: Callable[[str], None] = _quiet_status
+    step: StepReport = _quiet_step
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,7 @@ class Method:
     settings: type[BaseConfig]
     strength: str  # the settings field `--strength` sets and `editor compare` sweeps
     sweep: tuple[float, ...]  # `editor compare` default sweep of that field on the shipped default
-    run: Callable[[ForgetInputs, BaseConfig, list[float], Progress], dict[float, Edit]]
+    run: Callable[[ForgetInputs, Any, list, Progress], dict[Any, Edit]]  # (inputs, settings, strengths, progress)
     how: str  # one paragraph for the model card: how this method chose its change
     uses_retain: bool = True
     needs_decomposition: bool = False

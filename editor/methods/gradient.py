@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from typing import cast
 
 import torch
 from pydantic import Field, PositiveInt
@@ -102,7 +103,7 @@ def train_unlearn(
     for p in work.parameters():
         p.requires_grad_(False)
     targets = target_matrices(work)
-    params = [t.module.weight for t in targets.values()]
+    params = [cast(torch.nn.Parameter, t.module.weight) for t in targets.values()]
     for p in params:
         p.requires_grad_(True)
     forget_stream = TokenBatches(tokenizer, forget, ctx, settings.batch_size, settings.seed)
@@ -164,14 +165,30 @@ _HOW = (
 # reach about half the gap to tiny-clean with benign tweets ~13% worse; 10..40 spans the useful range.
 SWEEP = (10, 20, 30, 40)
 GA = Method(
-    "ga", "gradient ascent on the forget set", GASettings, "steps", SWEEP, _runner("ga"),
-    _HOW.replace("{loss}", "gradient ascent on the forget set's cross-entropy"), uses_retain=False,
+    "ga",
+    "gradient ascent on the forget set",
+    GASettings,
+    "steps",
+    SWEEP,
+    _runner("ga"),
+    _HOW.replace("{loss}", "gradient ascent on the forget set's cross-entropy"),
+    uses_retain=False,
 )
 GRADDIFF = Method(
-    "graddiff", "gradient ascent on forget + descent on retain", GradDiffSettings, "steps", SWEEP, _runner("graddiff"),
+    "graddiff",
+    "gradient ascent on forget + descent on retain",
+    GradDiffSettings,
+    "steps",
+    SWEEP,
+    _runner("graddiff"),
     _HOW.replace("{loss}", "ascent on the forget set's cross-entropy plus retain_weight × descent on the retain set's"),
 )
 NPO = Method(
-    "npo", "negative preference optimisation + retain loss", NPOSettings, "steps", SWEEP, _runner("npo"),
+    "npo",
+    "negative preference optimisation + retain loss",
+    NPOSettings,
+    "steps",
+    SWEEP,
+    _runner("npo"),
     _HOW.replace("{loss}", "the NPO loss against the frozen original (inverse temperature beta) plus retain_weight × the retain cross-entropy"),
 )

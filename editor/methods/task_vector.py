@@ -11,10 +11,12 @@ from __future__ import annotations
 import copy
 import math
 import time
+from typing import cast
 
 import torch
 from peft import LoraConfig, get_peft_model
 from pydantic import Field, PositiveInt
+from torch import nn
 
 from decompose.config_base import BaseConfig
 from editor.edit import Edit
@@ -29,7 +31,7 @@ class TaskVectorSettings(BaseConfig):
 
     alpha: float = Field(1.0, gt=0, description="α: multiple of the task vector subtracted (the strength).")
     rank: PositiveInt = Field(8, description="LoRA rank r of the task vector, per matrix.")
-    lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator: ΔW = (lora_alpha / r)·B·A.")
+    lora_alpha: PositiveInt = Field(16, description="LoRA scaling numerator: ΔW = (lora_alpha / r)·B·A.")
     steps: PositiveInt = Field(150, description="Fine-tuning steps on the forget set.")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the LoRA fine-tune, constant.")
     batch_size: PositiveInt = Field(16, description="Forget documents per step.")
@@ -88,7 +90,7 @@ def task_vector_run(
             log.append({"step": step, "loss": float(loss.detach())})
             if on_step is not None:
                 on_step(step, s.steps, log[-1]["loss"])
-    modules = dict(peft_model.base_model.model.named_modules())
+    modules = dict(cast(nn.Module, peft_model.base_model.model).named_modules())
     vector: Factors = {}
     with torch.no_grad():
         for name in targets:
@@ -112,7 +114,12 @@ def _run(inputs: ForgetInputs, settings, strengths: list[float], progress: Progr
 
 
 TASK_VECTOR = Method(
-    "task-vector", "negated LoRA task vector fine-tuned on the forget set", TaskVectorSettings, "alpha", (1.0, 2.0, 4.0), _run,
+    "task-vector",
+    "negated LoRA task vector fine-tuned on the forget set",
+    TaskVectorSettings,
+    "alpha",
+    (1.0, 2.0, 4.0),
+    _run,
     "A rank-`rank` LoRA was fine-tuned for `steps` steps on the forget set (next-token cross-entropy, lr {lr}); "
     "the edit subtracts alpha times its weight change (task-vector negation, Ilharco et al. 2023).",
     uses_retain=False,

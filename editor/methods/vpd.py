@@ -115,8 +115,16 @@ def vpd_run(inputs: ForgetInputs, settings: VpdSettings, strengths: list[float |
     opt_f, opt_r = optimisation_batches(tokenizer, forget, retain, s, ctx)
     by_module = _by_module(candidates)
     removal = optimize_removal(
-        cm, by_module, opt_f, opt_r, weights, steps=s.steps, lr=s.lr, retain_weight=s.retain_weight,
-        sparsity=s.sparsity, on_step=lambda i, _: progress.step(i + 1, total),
+        cm,
+        by_module,
+        opt_f,
+        opt_r,
+        weights,
+        steps=s.steps,
+        lr=s.lr,
+        retain_weight=s.retain_weight,
+        sparsity=s.sparsity,
+        on_step=lambda i, _: progress.step(i + 1, total),
     )
     ranked = _rank_by_removal(candidates, by_module, removal)
     chosen = sum(c.removal > 0.5 for c in ranked)
@@ -172,9 +180,14 @@ def _change(cm, c: Candidate, fires: dict, promotes: dict) -> ComponentChange:
     ref = ComponentRef(c.module, c.index)
     stats = {k: v for k, v in c.to_dict().items() if k not in ("module", "index")}
     return ComponentChange(
-        module=c.module, index=c.index, change="removed", scale=0.0,
+        module=c.module,
+        index=c.index,
+        change="removed",
+        scale=0.0,
         norm=float(comp.U[c.index].detach().norm() * comp.V[:, c.index].detach().norm()),  # ‖u_c v_cᵀ‖_F
-        stats=stats, fires_on=fires[ref], promotes=promotes[ref],
+        stats=stats,
+        fires_on=fires[ref],
+        promotes=promotes[ref],
     )
 
 

@@ -60,10 +60,7 @@ def split_data(source: Path, out: Path, spec: SplitSpec = SplitSpec(), force: bo
         parts[name] = (texts[n_heldout:], texts[:n_heldout])
     # Duplicated tweets must not leak a held-out text into training, within or across sources.
     held_texts = {json.loads(row)["text"] for _, held in parts.values() for row in held}
-    parts = {
-        name: ([row for row in train if json.loads(row)["text"] not in held_texts], held)
-        for name, (train, held) in parts.items()
-    }
+    parts = {name: ([row for row in train if json.loads(row)["text"] not in held_texts], held) for name, (train, held) in parts.items()}
     articles = wiki_articles(read_text_lines(source / "wikitext2_valid.txt") + read_text_lines(source / "wikitext2_test.txt"))
     wiki_train = [p for i, a in enumerate(articles) if i % spec.wiki_heldout_every for p in a]
     wiki_held = [p for i, a in enumerate(articles) if not i % spec.wiki_heldout_every for p in a]

@@ -24,10 +24,6 @@ def train_tokenizer(texts: list[str], vocab_size: int, out: Path) -> None:
     )
     tok.train_from_iterator(texts, trainer=trainer)
     eot_id = tok.token_to_id(EOT)
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{EOT} $A", pair=f"{EOT} $A {EOT} $B", special_tokens=[(EOT, eot_id)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=PAD
-    )
+    tok.post_processor = processors.TemplateProcessing(single=f"{EOT} $A", pair=f"{EOT} $A {EOT} $B", special_tokens=[(EOT, eot_id)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=PAD)
     fast.save_pretrained(out)

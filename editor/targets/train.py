@@ -68,7 +68,8 @@ def train_target(recipe: TargetRecipe, tokenizer, texts: list[str], on_step: Ste
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=t.lr, betas=(0.9, 0.95),
+        lr=t.lr,
+        betas=(0.9, 0.95),
     )
     model.train()
     log: list[float] = []

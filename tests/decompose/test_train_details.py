@@ -131,7 +131,7 @@ def _run_cfg() -> DecomposeConfig:
 
 
 def _junk_tmp(ckpt_dir: Path, step: int) -> Path:
-    tmp = ckpt_dir / f".tmp-step_{step:08d}"
+    tmp = ckpt_dir / f"step_{step:08d}.tmp-checkpoint"  # what a SIGKILL mid-write leaves
     tmp.mkdir()
     (tmp / "state.safetensors").write_bytes(b"\x00garbage")
     (tmp / "state.json").write_text('{"truncated": ', encoding="utf-8")
@@ -148,7 +148,7 @@ def test_kill_during_checkpoint_write_then_resume(tmp_path, monkeypatch):
     real_save_state = checkpoint.save_state
 
     def killed_at_step_8(state, directory, stem):
-        if directory.name == ".tmp-step_00000008":
+        if directory.name == "step_00000008.tmp-checkpoint":
             (directory / f"{stem}.safetensors").write_bytes(b"\x00partial")
             raise Interrupt
         real_save_state(state, directory, stem)
@@ -160,9 +160,10 @@ def test_kill_during_checkpoint_write_then_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "save_state", real_save_state)
     torch.set_num_threads(1)
     ckpt_dir = partial_dir(out) / "checkpoints"
-    assert sorted(p.name for p in ckpt_dir.iterdir()) == [".tmp-step_00000008", "step_00000004"]
+    # The failed write cleaned up after itself (atomic_dir); step 4 is the last checkpoint.
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["step_00000004"]
 
-    # A second leftover from an earlier kill, numbered after the complete checkpoint: ignored and removed.
+    # A leftover of a SIGKILL, numbered after the complete checkpoint: ignored and removed.
     _junk_tmp(ckpt_dir, 99)
     assert latest_checkpoint(ckpt_dir) == ckpt_dir / "step_00000004"
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["step_00000004"]
