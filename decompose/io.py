@@ -75,10 +75,32 @@ def load_decomposition(model: nn.Module, directory: Path, device: torch.device |
         )
     cm = ComponentModel(model, targets).to(device)
     ci_fn = cfg.ci_fn.build({n: (t.d_in, cm.C(n)) for n, t in cm.targets.items()}).to(device)
+    _copy_tensors(cm, ci_fn, directory)
+    return Decomposition(cm, ci_fn, cfg, manifest, directory)
+
+
+def _copy_tensors(cm: ComponentModel, ci_fn: nn.Module, directory: Path) -> None:
     tensors = load_file(str(directory / COMPONENTS))
     with torch.no_grad():
         for n in cm.names:
             cm.comp(n).V.copy_(tensors[f"V.{n}"])
             cm.comp(n).U.copy_(tensors[f"U.{n}"])
     ci_fn.load_state_dict({k[len("ci_fn.") :]: v for k, v in tensors.items() if k.startswith("ci_fn.")})
-    return Decomposition(cm, ci_fn, cfg, manifest, directory)
+
+
+def init_from_decomposition(cm: ComponentModel, ci_fn: nn.Module, cfg: DecomposeConfig, directory: Path) -> dict:
+    """Start a decomposition from a saved one's U, V and CI function (a continuation, e.g. a fine-tune at a
+    lower rate). The saved one must decompose the same matrices of the same model with the same C and CI
+    function; returns its manifest."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    saved = {m["name"]: m["C"] for m in manifest["modules"]}
+    mine = {n: cm.C(n) for n in cm.names}
+    if saved != mine:
+        raise DecompositionError(f"init_from {directory}: it decomposes other matrices or sizes ({len(saved)} matrices) than this recipe ({len(mine)})")
+    if fingerprint(list(cm.targets.values())) != manifest["model"]["fingerprint"]:
+        raise DecompositionError(f"init_from {directory} was trained on another model ({manifest['model'].get('source', '?')})")
+    if DecomposeConfig.model_validate(manifest["config"]).ci_fn != cfg.ci_fn:
+        raise DecompositionError(f"init_from {directory}: its CI function differs from this recipe's ci_fn")
+    _copy_tensors(cm, ci_fn, directory)
+    return manifest

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -24,6 +25,7 @@ from decompose.config import DecomposeConfig
 from decompose.data import random_windows
 from decompose.distributed import DistInfo, average_gradients_, broadcast_, current
 from decompose.fused import ci_activations
+from decompose.io import init_from_decomposition
 from decompose.losses.faithfulness import faithfulness_loss
 from decompose.losses.importance_minimality import annealed_p, importance_minimality_from_sums, importance_minimality_loss
 from decompose.losses.kl import OutputTarget, TargetDistribution, TargetMSE
@@ -82,6 +84,8 @@ class Decomposer:
         self.cm.to(self.device)
         shapes = {n: (t.d_in, self.cm.C(n)) for n, t in self.cm.targets.items()}
         self.ci_fn = cfg.ci_fn.build(shapes).to(self.device)
+        if cfg.init_from:
+            init_from_decomposition(self.cm, self.ci_fn, cfg, Path(cfg.init_from))
         self.recon = [(r, r.build()) for r in cfg.recon]
         self.params = params = list(self.cm.components.parameters()) + list(self.ci_fn.parameters())
         broadcast_(params)  # identical by the seed already; rank 0's values make sure
