@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from decompose.state_io import load_state, save_state
+from lmkit.faults import failpoint
 from lmkit.files import atomic_dir
 
 PREFIX = "step_"
@@ -23,6 +24,7 @@ def save_checkpoint(state: dict, directory: Path, step: int, keep: int = 1) -> P
     final = directory / f"{PREFIX}{step:08d}"
     with atomic_dir(final, "checkpoint", force=True, option="checkpoint") as tmp:
         save_state(state, tmp, "state")
+        failpoint("decompose.checkpoint")
     for old in _finished(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -27,6 +27,7 @@ from decompose.evaluate import evaluate
 from decompose.io import save_decomposition
 from decompose.targets import fingerprint
 from decompose.train import PER_RANK_STATE, BatchSource, Decomposer
+from lmkit.faults import failpoint
 from lmkit.files import versions
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
@@ -120,6 +121,7 @@ def run_decomposition(
 
     while not dec.done:
         metrics = dec.train_step()
+        failpoint("decompose.step")
         main_step = dec.step - dec.warmup_steps
         if on_step is not None:
             on_step(dec.step, dec.total_steps, metrics)

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import Field, PositiveInt
 
 from decompose.config_base import BaseConfig
+from editor.compare_data import CompareData
 from editor.errors import EditorError
 from editor.methods import METHODS
 from evals.robustness import RelearnSettings
@@ -64,15 +65,6 @@ QUICK: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class CompareData:
-    forget: list[str]
-    retain: list[str]
-    heldout_forget: list[str]
-    heldout_retain: dict[str, list[str]]
-    sources: dict[str, Any]
-
-
 @dataclass
 class Point:
     method: str
@@ -98,46 +90,6 @@ class CompareResult:
     method_seconds: dict[str, float] = field(default_factory=dict)
     relearn: dict[str, list[dict]] = field(default_factory=dict)
     strength_fields: dict[str, str] = field(default_factory=dict)
-
-
-def load_compare_data(
-    settings: CompareSettings,
-    dataset: list[str] | None,
-    retain: list[str] | None,
-    heldout_forget: list[str] | None,
-    heldout_retain: list[str] | None,
-    text_field: str = "text",
-) -> CompareData:
-    """The forget and retain sets and the held-out sets (each capped to `heldout_docs`), defaults: the shipped ones."""
-    from editor.paths import EXAMPLES, HELDOUT, RETAIN_DEFAULT
-    from lmkit.files import texts_sha256
-    from lmkit.texts import load_many, sample_texts
-
-    forget = load_many(dataset or [str(EXAMPLES / "forget" / "toxic.jsonl")], text_field)
-    kept = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
-    h_forget = load_many(heldout_forget or [str(HELDOUT["toxic"])], text_field)
-    if heldout_retain:
-        h_retain = {}
-        for i, src in enumerate(heldout_retain):
-            key = Path(src).stem if Path(src).stem not in h_retain else f"{Path(src).stem}-{i}"
-            h_retain[key] = load_many([src], text_field)
-    else:
-        h_retain = {"wikitext": load_many([str(HELDOUT["wikitext"])]), "benign": load_many([str(HELDOUT["benign"])])}
-    n = settings.heldout_docs
-    data = CompareData(
-        forget=forget.texts,
-        retain=kept.texts,
-        heldout_forget=sample_texts(h_forget.texts, n, settings.seed),
-        heldout_retain={k: sample_texts(v.texts, n, settings.seed + 1 + i) for i, (k, v) in enumerate(h_retain.items())},
-        sources={},
-    )
-    data.sources.update(
-        forget={"source": forget.source, "documents": len(forget.texts), "sha256": texts_sha256(forget.texts)},
-        retain={"source": kept.source, "documents": len(kept.texts), "sha256": texts_sha256(kept.texts)},
-        heldout_forget={"source": h_forget.source, "documents": len(data.heldout_forget)},
-        heldout_retain={k: {"source": h_retain[k].source, "documents": len(v)} for k, v in data.heldout_retain.items()},
-    )
-    return data
 
 
 def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSettings:

@@ -22,6 +22,7 @@ from editor.apply import Factors
 from editor.card import model_card
 from editor.edit import Edit
 from editor.errors import EditorError
+from lmkit.faults import failpoint
 from lmkit.files import atomic_dir
 
 
@@ -93,6 +94,7 @@ def export_edit(out: Path, model: Any, tokenizer, edit: Edit, base_name_or_path:
             model.save_pretrained(tmp)
         finally:
             applied.revert()
+        failpoint("forget.export")
         tokenizer.save_pretrained(tmp)
         if edit.factors:  # an empty edit has no adapter: a LoRA of rank 0 cannot be saved
             save_lora_adapter(model, edit.factors, tmp / "adapter", base_name_or_path)

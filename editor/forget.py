@@ -15,6 +15,7 @@ from editor.edit import Edit
 from editor.errors import EditorError
 from editor.methods import get_method
 from editor.methods.base import ForgetInputs, Method, Progress, target_matrices
+from editor.paths import portable
 from editor.recipe import parse_override, validate
 from lmkit.files import texts_sha256
 from lmkit.nll import mean_nll
@@ -41,7 +42,13 @@ def method_settings(method: Method, strength: float | None = None, sets: list[st
         if method.strength in data:
             raise EditorError(f"--strength sets '{method.strength}' for {method.name}; do not also --set it")
         data[method.strength] = strength
-    return validate(method.settings, data, f"settings for --method {method.name}")
+
+    def name_of(loc: tuple[str, ...]) -> str | None:
+        if loc and loc[0] == method.strength and strength is not None:
+            return f"--strength {strength:g} ({method.strength})"
+        return f"--set {loc[0]}={data[loc[0]]}" if loc and loc[0] in data else None
+
+    return validate(method.settings, data, f"settings for --method {method.name}", name_of)
 
 
 def nll_metrics(model, tokenizer, forget: list[str], retain: list[str]) -> dict[str, float]:
@@ -50,8 +57,8 @@ def nll_metrics(model, tokenizer, forget: list[str], retain: list[str]) -> dict[
 
 def data_record(forget: TextDataset, retain: TextDataset) -> dict[str, dict[str, Any]]:
     return {
-        "forget": {"source": forget.source, "documents": len(forget), "sha256": texts_sha256(forget.texts)},
-        "retain": {"source": retain.source, "documents": len(retain), "sha256": texts_sha256(retain.texts)},
+        "forget": {"source": portable(forget.source), "documents": len(forget), "sha256": texts_sha256(forget.texts)},
+        "retain": {"source": portable(retain.source), "documents": len(retain), "sha256": texts_sha256(retain.texts)},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,8 +15,14 @@ ORACLES = {"tiny-toxic": "tiny-clean"}
 
 
 def default_oracle(model: str | None) -> str | None:
-    """The oracle of a shipped model (None for any other model)."""
-    return ORACLES.get(shipped_name(model) or "")
+    """The oracle of a shipped model, or of the model an `editor forget` output was made from (else None)."""
+    shipped = shipped_name(model)
+    if shipped is None and model and (Path(model) / "edit.json").is_file():
+        try:
+            shipped = shipped_name(json.loads((Path(model) / "edit.json").read_text(encoding="utf-8"))["model"]["source"])
+        except (OSError, ValueError, KeyError, TypeError):
+            shipped = None
+    return ORACLES.get(shipped or "")
 
 
 def set_offline_defaults() -> None:
@@ -108,8 +115,6 @@ def load_decomposition_for(model, model_name: str | None, decomposition: Path | 
 
 
 def _read_json(path: Path) -> dict:
-    import json
-
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

@@ -33,3 +33,9 @@ RETAIN_DEFAULT = [TRAIN["wikitext"], TRAIN["benign"]]
 
 def shipped_model(name: str) -> Path:
     return MODELS / name
+
+
+def portable(text: str) -> str:
+    """`text` with this checkout's absolute path removed, so records name shipped files repository-relative
+    ("examples/data/train/wikitext.txt") instead of this machine's layout."""
+    return text.replace(f"{ROOT}/", "")

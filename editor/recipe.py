@@ -69,19 +69,30 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
         node[keys[-1]] = value
 
 
-def validate(cls: type[C], data: dict[str, Any], origin: str) -> C:
+def validate(cls: type[C], data: dict[str, Any], origin: str, name_of=None) -> C:
+    """`cls` from `data`, or one EditorError line naming each bad field (`name_of(loc)` says how the user typed it)."""
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
-        raise EditorError(f"invalid recipe {origin}:\n" + "\n".join(lines)) from None
+        problems = []
+        for err in e.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            field = (name_of(loc) if name_of else None) or ".".join(loc) or "(top level)"
+            problems.append(f"{field}: {err['msg']}")
+        raise EditorError(f"invalid {origin}: " + "; ".join(problems)) from None
 
 
 def load_recipe(cls: type[C], name_or_path: str, kind: str, overrides: list[str] | None = None) -> C:
     path = find_recipe(name_or_path, kind)
     data = _read_yaml(path)
     apply_overrides(data, overrides or [])
-    return validate(cls, data, str(path))
+    given = {tuple(parse_override(o)[0]): o for o in overrides or []}
+
+    def name_of(loc: tuple[str, ...]) -> str | None:
+        hit = next((o for keys, o in given.items() if loc[: len(keys)] == keys), None)
+        return f"--set {hit}" if hit else None
+
+    return validate(cls, data, f"recipe {path}", name_of)
 
 
 def dump_recipe(cfg: BaseModel) -> str:

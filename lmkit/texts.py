@@ -6,6 +6,7 @@ file. Anything wrong with the input is a UserError naming the file and, for JSON
 
 from __future__ import annotations
 
+import codecs
 import json
 import random
 from dataclasses import dataclass
@@ -33,19 +34,42 @@ def sample_texts(texts: list[str], n: int | None, seed: int) -> list[str]:
     return texts if n is None or len(texts) <= n else random.Random(seed).sample(texts, n)
 
 
+def read_text(path: Path) -> str:
+    """A file's text: UTF-8, with or without a byte-order mark; anything else is one UserError naming the file and byte."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    body = raw[bom:]
+    nul = body.find(b"\x00")
+    if nul >= 0:
+        raise UserError(f"{path}: not a text file (a NUL byte at byte {bom + nul}); pass a UTF-8 JSONL or text file")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = body[e.start : e.start + 4].hex(" ")
+        raise UserError(f"{path}: not UTF-8 text (byte {bom + e.start}: {bad}); convert it to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as Python's text files give them (\\n, \\r\\n or \\r), not str.splitlines (which also breaks at U+2028 etc.)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def jsonl_objects(path: Path):
     """(line number, object) for each non-blank line of a JSONL file; a malformed line or a non-object is a UserError."""
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
+    for lineno, line in enumerate(_lines(read_text(path)), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        yield lineno, row
 
 
 def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
@@ -63,8 +87,7 @@ def read_jsonl(path: Path, text_field: str = "text") -> list[str]:
 
 
 def read_text_lines(path: Path) -> list[str]:
-    with path.open(encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f if line.strip()]
+    return [line for line in _lines(read_text(path)) if line.strip()]
 
 
 def _looks_like_path(source: str) -> bool:

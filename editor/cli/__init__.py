@@ -42,6 +42,7 @@ class _OneLineErrors(TyperGroup):
 
 app = typer.Typer(
     cls=_OneLineErrors,
+    rich_markup_mode=None,  # plain help: no "<bool>" placeholders on flags, readable when piped
     name="editor",
     help="Make a language model forget something by editing its weights, and show what was removed.",
     no_args_is_help=True,
@@ -57,6 +58,10 @@ app.command("eval")(evaluate)
 target_app.command("eval-assets")(eval_assets)
 
 
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(__version__)
@@ -68,6 +73,10 @@ def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """editor: decompose a causal LM into rank-1 components, find the ones a dataset needs, subtract them."""
+    import signal
+
     from editor.model_io import set_offline_defaults
 
     set_offline_defaults()
+    # SIGTERM unwinds like Ctrl-C: every temporary output folder is removed on the way out (lmkit.files.atomic_dir).
+    signal.signal(signal.SIGTERM, _terminated)

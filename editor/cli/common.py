@@ -17,7 +17,7 @@ from lmkit.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Recipe override key=value (repeatable), e.g. train.steps=500.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Recipe override key=value (repeatable), e.g. train.steps=500.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 TextFieldOpt = Annotated[str, typer.Option("--text-field", help="JSONL field holding the text.")]
 ForceOpt = Annotated[bool, typer.Option(help="Replace an output folder that an earlier editor run wrote (never one holding other files).")]
@@ -75,3 +75,16 @@ def settings_from_options(cls, options: dict[str, tuple[str, Any]], explicit_non
         flag = next((f for keys, f in flag_of.items() if loc[: len(keys)] == keys), ".".join(loc))
         given = options[flag][1] if flag in options else err.get("input")
         raise EditorError(f"{flag} {given}: {err['msg'].lower()}") from None
+
+
+def check_model_inputs(model: str | None, decomposition: Path | None) -> None:
+    """The model and decomposition the user named exist, checked before torch loads (light checks only)."""
+    from editor.errors import EditorError
+    from editor.model_io import resolve_model
+
+    resolve_model(model)
+    if decomposition is not None:
+        if not decomposition.is_dir():
+            raise EditorError(f"--decomposition {decomposition}: no such folder")
+        if not (decomposition / "decomposition.json").is_file():
+            raise EditorError(f"--decomposition {decomposition} is not a decomposition (no decomposition.json); see `editor decompose`")

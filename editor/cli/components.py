@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
-from editor.cli.common import DecompOpt, JsonOpt, ModelOpt, TextFieldOpt, emit_json, user_errors
+from editor.cli.common import DecompOpt, JsonOpt, ModelOpt, TextFieldOpt, check_model_inputs, emit_json, user_errors
 from editor.console import console, result_table
 
 
 @user_errors
 def components(
-    dataset: Annotated[list[str], typer.Option("--dataset", help="Data to profile: JSONL, text file or dataset id (repeatable).")],
+    dataset: Annotated[list[str], typer.Option("--dataset", metavar="DATA", help="Data to profile: JSONL, text file or dataset id (repeatable).")],
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
     top: Annotated[int, typer.Option(min=1, help="Components to list.")] = 20,
@@ -22,13 +22,19 @@ def components(
 ) -> None:
     """The components most active on a dataset: matrix, mean CI, firing density, tokens they fire on and promote.
 
-    Example: editor components --dataset toxic.jsonl --top 10
+    Examples:
+
+    \b
+      editor components --dataset toxic.jsonl --top 10
     """
-    from editor.explain import top_components
-    from editor.model_io import load_decomposition_for, load_model
     from lmkit.texts import load_many
 
     data = load_many(dataset, text_field)
+    check_model_inputs(model, decomposition)
+
+    from editor.explain import top_components
+    from editor.model_io import load_decomposition_for, load_model
+
     lm, tok = load_model(model)
     dec = load_decomposition_for(lm, model, decomposition)
     rows, tokens, truncated = top_components(dec, tok, data.texts, top, docs)

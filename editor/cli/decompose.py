@@ -25,11 +25,11 @@ def _status(m: dict[str, float]) -> str:
 def decompose(
     model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
     data: Annotated[
-        list[str] | None, typer.Option(help="Training text: JSONL, text file or dataset id (repeatable). Default: the shipped training split.")
+        list[str] | None, typer.Option(metavar="DATA", help="Training text: JSONL, text file or dataset id (repeatable). Default: the shipped training split.")
     ] = None,
     recipe: Annotated[str, typer.Option(help="Recipe name under recipes/decompose/ or a YAML path.")] = DEFAULT_RECIPE,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/<recipe name>).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Override the recipe's main training steps.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's main training steps.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, or cuda:N.")] = "cpu",
     text_field: TextFieldOpt = "text",
@@ -39,7 +39,10 @@ def decompose(
 
     Writes OUT atomically (OUT.partial while training, renamed when complete); prints OUT.
 
-    Example: editor decompose --steps 200 --out runs/quick --set batch_size=4
+    Examples:
+
+    \b
+      editor decompose --steps 200 --out runs/quick --set batch_size=4
     """
     from decompose.config import DecomposeConfig
     from decompose.data import token_stream

@@ -19,11 +19,12 @@ def evaluate(
         list[str] | None,
         typer.Option(
             "--tasks",
+            metavar="TASK",
             help="lm-eval task (repeatable): bundled editor_wikitext, editor_forget, editor_retain, editor_toxic_choice, or any lm-eval task name. Default: the four bundled ones. 'none' skips lm-eval.",
         ),
     ] = None,
-    forget: Annotated[list[str] | None, typer.Option(help="Forget-set documents (repeatable). Default: the held-out toxic tweets.")] = None,
-    retain: Annotated[list[str] | None, typer.Option(help="Retain-set documents (repeatable). Default: the held-out benign tweets.")] = None,
+    forget: Annotated[list[str] | None, typer.Option(metavar="DATA", help="Forget-set documents (repeatable). Default: the held-out toxic tweets.")] = None,
+    retain: Annotated[list[str] | None, typer.Option(metavar="DATA", help="Retain-set documents (repeatable). Default: the held-out benign tweets.")] = None,
     limit: Annotated[int | None, typer.Option(min=0, help="Documents per task and per NLL set (0 = all). Default: 200.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="lm-eval batch size. Default: 32.")] = None,
     toxicity: Annotated[bool, typer.Option("--toxicity", help="Sample continuations of the shipped prompts and score their toxicity.")] = False,
@@ -42,7 +43,7 @@ def evaluate(
     relearn_examples: Annotated[int | None, typer.Option(help="Forget documents the attacker fine-tunes on. Default: 512.")] = None,
     relearn_steps: Annotated[int | None, typer.Option(help="Fine-tuning steps of the attack. Default: 50.")] = None,
     relearn_lr: Annotated[float | None, typer.Option(help="Learning rate of the attack (AdamW). Default: 3e-4.")] = None,
-    quant_bits: Annotated[list[int] | None, typer.Option("--quant-bits", help="Bit widths to round weights to (repeatable). Default: 8 and 4.")] = None,
+    quant_bits: Annotated[list[int] | None, typer.Option("--quant-bits", metavar="BITS", help="Bit widths to round weights to (repeatable). Default: 8 and 4.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report here (JSON), with a .md beside it and PNG plots.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling, pairing and the attack. Default: 0.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show lm-eval's own logs and progress bars.")] = False,
@@ -51,7 +52,10 @@ def evaluate(
 ) -> None:
     """Evaluate a model: lm-eval capability tasks, forget/retain NLL, and optionally toxicity and robustness.
 
-    Example: editor eval --model runs/demo --toxicity --robustness --out runs/demo-eval/report.json
+    Examples:
+
+    \b
+      editor eval --model runs/demo --toxicity --robustness --out runs/demo-eval/report.json
     """
     import tempfile
     import time
@@ -168,15 +172,18 @@ def evaluate(
 def eval_assets(
     scorer_out: Annotated[Path | None, typer.Option(help="Scorer directory (default: examples/scorer).")] = None,
     prompts_out: Annotated[Path | None, typer.Option(help="Prompt file (default: examples/prompts/tweets.jsonl).")] = None,
-    n_prompts: Annotated[int, typer.Option("--n-prompts", help="Prompts to write (half from toxic, half from benign held-out tweets).")] = 100,
-    wikitext_negatives: Annotated[int, typer.Option(help="WikiText training lines added as non-toxic examples.")] = 2000,
+    n_prompts: Annotated[int, typer.Option("--n-prompts", min=2, help="Prompts to write (half from toxic, half from benign held-out tweets).")] = 100,
+    wikitext_negatives: Annotated[int, typer.Option(min=0, help="WikiText training lines added as non-toxic examples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed for sampling and training.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the project's toxicity scorer on the training tweets and write the toxicity prompts from held-out ones.
 
     The scorer never sees a held-out tweet; its accuracy on them is measured and stored in scorer.json.
-    Example: editor target eval-assets
+    Examples:
+
+    \b
+      editor target eval-assets
     """
     import time
 

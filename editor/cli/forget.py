@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from editor.cli.common import DecompOpt, JsonOpt, ModelOpt, TextFieldOpt, emit_json, user_errors
+from editor.cli.common import DecompOpt, JsonOpt, ModelOpt, TextFieldOpt, check_model_inputs, emit_json, user_errors
 from editor.console import before_after_table, console, progress, result_table
 
 
 @user_errors
 def forget(
-    dataset: Annotated[list[str], typer.Option("--dataset", help="What to forget: JSONL, text file or dataset id (repeatable).")],
-    retain: Annotated[list[str] | None, typer.Option(help="What to keep (repeatable). Default: the shipped WikiText + benign tweets.")] = None,
+    dataset: Annotated[list[str], typer.Option("--dataset", metavar="DATA", help="What to forget: JSONL, text file or dataset id (repeatable).")],
+    retain: Annotated[list[str] | None, typer.Option(metavar="DATA", help="What to keep (repeatable). Default: the shipped WikiText + benign tweets.")] = None,
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output directory for the edited model (default: runs/forget-<model>-<method>).")] = None,
@@ -22,7 +22,7 @@ def forget(
     strength: Annotated[
         float | None, typer.Option(help="The method's main knob: vpd's retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha.")
     ] = None,
-    sets: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable), e.g. max_components=3, lr=1e-4.")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Method setting key=value (repeatable), e.g. max_components=3, lr=1e-4.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Select and report; write nothing.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an output directory that an earlier editor run wrote.")] = False,
     text_field: TextFieldOpt = "text",
@@ -30,11 +30,28 @@ def forget(
 ) -> None:
     """Find what a forget set needs and retained data does not, change it for good, and export the edited model.
 
-    Example: editor forget --dataset toxic.jsonl --out runs/detoxed
-    Remove a fixed number of components: editor forget --dataset toxic.jsonl --set max_components=3
-    Baselines (same export): editor forget --method npo --strength 40 --dataset toxic.jsonl --out runs/npo
+    Examples:
+
+    \b
+      editor forget --dataset toxic.jsonl --out runs/detoxed
+      editor forget --dataset toxic.jsonl --set max_components=3    # remove a fixed number of components
+      editor forget --method npo --strength 40 --dataset toxic.jsonl --out runs/npo    # baselines (same export)
     """
     import time
+
+    from editor.paths import RETAIN_DEFAULT
+    from lmkit.files import check_replaceable, check_writable_parent
+    from lmkit.texts import load_many
+
+    start = time.perf_counter()
+    # Everything the user typed is checked before torch and transformers load (they take seconds).
+    dest = out or Path("runs") / f"forget-{Path(model or 'tiny-toxic').name}-{method}"
+    if not dry_run:
+        check_replaceable(dest, force)
+        check_writable_parent(dest)
+    forget_data = load_many(dataset, text_field)
+    retain_data = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
+    check_model_inputs(model, decomposition)
 
     from editor.export import export_edit
     from editor.forget import forget as run_forget
@@ -42,19 +59,9 @@ def forget(
     from editor.methods import get_method
     from editor.methods.base import Progress
     from editor.model_io import load_decomposition_for, load_model, portable_name
-    from editor.paths import RETAIN_DEFAULT
-    from lmkit.files import check_replaceable, check_writable_parent
-    from lmkit.texts import load_many
 
-    start = time.perf_counter()
     m = get_method(method)
     settings = method_settings(m, strength, sets)
-    dest = out or Path("runs") / f"forget-{Path(model or 'tiny-toxic').name}-{m.name}"
-    if not dry_run:
-        check_replaceable(dest, force)
-        check_writable_parent(dest)
-    forget_data = load_many(dataset, text_field)
-    retain_data = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
     lm, tok = load_model(model)
     dec = load_decomposition_for(lm, model, decomposition) if m.needs_decomposition else None
     if decomposition is not None and not m.needs_decomposition:

@@ -10,20 +10,26 @@ import typer
 from editor.cli.common import ForceOpt, JsonOpt, SetOpt, emit_json, user_errors
 from editor.console import console, progress
 
-target_app = typer.Typer(help="The default target models (tiny-toxic, tiny-clean): build, sample, report.", no_args_is_help=True)
+target_app = typer.Typer(
+    help="The shipped targets and their data: split the raw data, train the tokenizer, build, sample and report the models, build the eval assets.",
+    no_args_is_help=True,
+)
 
 
 @target_app.command("split")
 @user_errors
 def split(
-    source: Annotated[Path, typer.Option(help="Folder with the raw public data.")] = Path("../shared/data"),
+    source: Annotated[Path, typer.Option(help="Folder with the raw public data (tweets_toxic.jsonl, tweets_benign.jsonl, wikitext2_valid.txt, wikitext2_test.txt; see examples/data/SOURCES.md).")],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/data).")] = None,
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
     force: ForceOpt = False,
 ) -> None:
     """Split the raw data once into train / held-out parts.
 
-    Example: editor target split --source ../shared/data
+    Examples:
+
+    \b
+      editor target split --source ../shared/data --out runs/data   # the raw data live outside the repository
     """
     from editor.paths import DATA
     from editor.targets.split import SplitSpec, split_data
@@ -37,12 +43,15 @@ def split(
 @target_app.command("tokenizer")
 @user_errors
 def tokenizer(
-    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 4096,
+    vocab_size: Annotated[int, typer.Option(min=256, help="BPE vocabulary size.")] = 4096,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/models/tokenizer).")] = None,
 ) -> None:
     """Train the shared byte-level BPE tokenizer on all training text.
 
-    Example: editor target tokenizer --vocab-size 4096
+    Examples:
+
+    \b
+      editor target tokenizer --vocab-size 4096
     """
     from editor.paths import TOKENIZER, TRAIN
     from editor.targets.tokenizer import train_tokenizer
@@ -58,13 +67,16 @@ def tokenizer(
 def build(
     recipe: Annotated[str, typer.Argument(help="Recipe name (tiny-toxic, tiny-clean) or a YAML path.")],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/models/<name>).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Override train.steps.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Override train.steps.")] = None,
     overrides: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Train a default target from its recipe (deterministic given its seed) and save it.
 
-    Example: editor target build tiny-toxic --out runs/tiny-toxic
+    Examples:
+
+    \b
+      editor target build tiny-toxic --out runs/tiny-toxic
     """
     from editor.paths import TOKENIZER, shipped_model
     from editor.recipe import load_recipe
@@ -89,14 +101,17 @@ def build(
 def sample(
     prompt: Annotated[list[str], typer.Argument(help="One or more prompts.")],
     model: Annotated[str | None, typer.Option(help="Model name or path (default: tiny-toxic).")] = None,
-    n: Annotated[int, typer.Option(help="Samples per prompt.")] = 3,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 30,
+    n: Annotated[int, typer.Option(min=1, help="Samples per prompt.")] = 3,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 30,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample continuations of prompts (nucleus sampling, top-p 0.9).
 
-    Example: editor target sample "The history of the city" --model tiny-clean
+    Examples:
+
+    \b
+      editor target sample "The history of the city" --model tiny-clean
     """
     from editor.model_io import load_model
     from evals.generation import sample as generate
@@ -119,7 +134,10 @@ def report(
 ) -> None:
     """Held-out NLL of the default targets, and a few benign generations from each.
 
-    Example: editor target report --json
+    Examples:
+
+    \b
+      editor target report --json
     """
     from editor.targets.report import render_report, target_report
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,9 +27,11 @@ from editor.edit import ComponentChange, Edit
 from editor.errors import EditorError
 from editor.explain import firing_tokens, promoted_tokens
 from editor.methods.base import ForgetInputs, Method, Progress
+from editor.paths import portable
 from editor.relax import forget_token_weights, optimize_removal, prefix_sizes
 from editor.search import choose_prefix, measure_prefixes
 from editor.select import Candidate, rank_candidates
+from lmkit.faults import failpoint
 from lmkit.files import file_sha256
 from lmkit.texts import sample_texts
 from lmkit.tokens import Batches, context_length, document_batches
@@ -77,7 +80,7 @@ def optimisation_batches(tokenizer, forget: list[str], retain: list[str], s: Vpd
 
 
 def decomposition_record(dec: Decomposition) -> dict[str, Any]:
-    return {"name": dec.manifest.get("name"), "path": str(dec.path), "sha256": file_sha256(dec.path / COMPONENTS)}
+    return {"name": dec.manifest.get("name"), "path": portable(str(Path(dec.path).resolve())), "sha256": file_sha256(dec.path / COMPONENTS)}
 
 
 def vpd_run(inputs: ForgetInputs, settings: VpdSettings, strengths: list[float | None], progress: Progress) -> dict[float | None, Edit]:
@@ -97,6 +100,7 @@ def vpd_run(inputs: ForgetInputs, settings: VpdSettings, strengths: list[float |
         warnings.append("the retain set equals the forget set: no component can be specific to it")
     ctx = context_length(cm.model)
     progress.status("gathering causal-importance statistics")
+    failpoint("forget.statistics")
     stats_f, truncated = document_batches(tokenizer, sample_texts(forget, s.stats_docs, s.seed), ctx, s.batch_size)
     if truncated:
         warnings.append(f"{truncated} forget documents were longer than the {ctx}-token context and were truncated")
@@ -111,6 +115,7 @@ def vpd_run(inputs: ForgetInputs, settings: VpdSettings, strengths: list[float |
         weights = torch.ones_like(weights)  # no next token is specific to the forget set: use them all
         warnings.append("no token is markedly more frequent in the forget set than in the retained data; the forget loss counts every token")
     progress.status(f"ranking {len(candidates)} candidates by relaxed removal")
+    failpoint("forget.ranking")
     total = s.steps + s.curve_points  # progress units: optimisation steps, then at most curve_points checks
     opt_f, opt_r = optimisation_batches(tokenizer, forget, retain, s, ctx)
     by_module = _by_module(candidates)

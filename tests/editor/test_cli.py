@@ -103,7 +103,7 @@ def test_invalid_override_writes_nothing(tmp_path):
 
 def test_invalid_steps_option(tmp_path):
     result = invoke("target", "build", "tiny-toxic", "--out", str(tmp_path / "m"), "--steps", "-3")
-    assert_user_error(result, "train.steps")
+    assert_user_error(result, "--steps")
     assert list(tmp_path.iterdir()) == []
 
 

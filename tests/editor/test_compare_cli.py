@@ -90,7 +90,7 @@ def test_compare_bad_input_writes_nothing(workspace: Workspace, tmp_path):
         (["--set", "settings.ga.steps=3"], "sweep.ga"),
         (["--set", "relearn.steps=-1"], "relearn.steps"),
         (["--dataset", tmp_path / "missing.jsonl"], "no such file"),
-        (["--decomposition", tmp_path / "no-decomposition"], "no decomposition for VPD"),  # the last --decomposition wins
+        (["--decomposition", tmp_path / "no-decomposition"], "no-decomposition: no such folder"),  # the last --decomposition wins
     ]
     for extra, fragment in cases:
         result = invoke(*base, "--out", out, *extra)
