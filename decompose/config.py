@@ -52,9 +52,7 @@ class DecomposeConfig(BaseConfig):
     checkpoint_every: PositiveInt = Field(500, description="Save a resumable checkpoint every N steps (warmup included).")
     keep_checkpoints: bool = Field(True, description="Keep the last checkpoint in the finished directory.")
     eval: EvalSettings = Field(default_factory=EvalSettings)
-    init_from: str | None = Field(
-        None, description="Start from this finished decomposition's U, V and CI function (a continuation); pair with no warmup."
-    )
+    init_from: str | None = Field(None, description="Start from this finished decomposition's U, V and CI function (a continuation); pair with no warmup.")
 
     @model_validator(mode="after")
     def _one_of_each(self) -> DecomposeConfig:

@@ -18,17 +18,26 @@ def compare(
         str | None, typer.Option(help="A model that never saw the forget data (default: tiny-clean for tiny-toxic; 'none' for no oracle).")
     ] = None,
     decomposition: Annotated[Path | None, typer.Option("--decomposition", help="Decomposition for VPD (default: the shipped one for the model).")] = None,
-    dataset: Annotated[list[str] | None, typer.Option("--dataset", metavar="DATA", help="What to forget (repeatable). Default: examples/forget/toxic.jsonl.")] = None,
-    retain: Annotated[list[str] | None, typer.Option(metavar="DATA", help="What to keep (repeatable). Default: the shipped training WikiText + benign tweets.")] = None,
-    heldout_forget: Annotated[list[str] | None, typer.Option(metavar="DATA", help="Held-out forget-like data to measure (repeatable). Default: held-out toxic tweets.")] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", metavar="DATA", help="What to forget (repeatable). Default: examples/forget/toxic.jsonl.")
+    ] = None,
+    retain: Annotated[
+        list[str] | None, typer.Option(metavar="DATA", help="What to keep (repeatable). Default: the shipped training WikiText + benign tweets.")
+    ] = None,
+    heldout_forget: Annotated[
+        list[str] | None, typer.Option(metavar="DATA", help="Held-out forget-like data to measure (repeatable). Default: held-out toxic tweets.")
+    ] = None,
     heldout_retain: Annotated[
-        list[str] | None, typer.Option(metavar="DATA", help="Held-out retain sets, each measured on its own (repeatable). Default: held-out WikiText, benign tweets.")
+        list[str] | None,
+        typer.Option(metavar="DATA", help="Held-out retain sets, each measured on its own (repeatable). Default: held-out WikiText, benign tweets."),
     ] = None,
     out: Annotated[Path, typer.Option(help="Output directory: compare.json, compare.md, pareto.png, relearn.png.")] = Path("runs/compare"),
     quick: Annotated[bool, typer.Option(help="Tiny sweeps and limits: a smoke run, not a result.")] = False,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", metavar="KEY=VALUE", help="Setting key=value (repeatable): sweep.ga=\\[10,20], settings.npo.lr=1e-4, relearn.steps=0, max_damage=0.05."),
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Setting key=value (repeatable): sweep.ga=\\[10,20], settings.npo.lr=1e-4, relearn.steps=0, max_damage=0.05."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
     text_field: TextFieldOpt = "text",

@@ -43,7 +43,9 @@ def evaluate(
     relearn_examples: Annotated[int | None, typer.Option(help="Forget documents the attacker fine-tunes on. Default: 512.")] = None,
     relearn_steps: Annotated[int | None, typer.Option(help="Fine-tuning steps of the attack. Default: 50.")] = None,
     relearn_lr: Annotated[float | None, typer.Option(help="Learning rate of the attack (AdamW). Default: 3e-4.")] = None,
-    quant_bits: Annotated[list[int] | None, typer.Option("--quant-bits", metavar="BITS", help="Bit widths to round weights to (repeatable). Default: 8 and 4.")] = None,
+    quant_bits: Annotated[
+        list[int] | None, typer.Option("--quant-bits", metavar="BITS", help="Bit widths to round weights to (repeatable). Default: 8 and 4.")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report here (JSON), with a .md beside it and PNG plots.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling, pairing and the attack. Default: 0.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show lm-eval's own logs and progress bars.")] = False,

@@ -22,7 +22,9 @@ def forget(
     strength: Annotated[
         float | None, typer.Option(help="The method's main knob: vpd's retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha.")
     ] = None,
-    sets: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Method setting key=value (repeatable), e.g. max_components=3, lr=1e-4.")] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Method setting key=value (repeatable), e.g. max_components=3, lr=1e-4.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Select and report; write nothing.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an output directory that an earlier editor run wrote.")] = False,
     text_field: TextFieldOpt = "text",

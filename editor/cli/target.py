@@ -19,7 +19,12 @@ target_app = typer.Typer(
 @target_app.command("split")
 @user_errors
 def split(
-    source: Annotated[Path, typer.Option(help="Folder with the raw public data (tweets_toxic.jsonl, tweets_benign.jsonl, wikitext2_valid.txt, wikitext2_test.txt; see examples/data/SOURCES.md).")],
+    source: Annotated[
+        Path,
+        typer.Option(
+            help="Folder with the raw public data (tweets_toxic.jsonl, tweets_benign.jsonl, wikitext2_valid.txt, wikitext2_test.txt; see examples/data/SOURCES.md)."
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/data).")] = None,
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
     force: ForceOpt = False,
