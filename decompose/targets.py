@@ -89,6 +89,17 @@ def default_patterns(model: nn.Module) -> list[str]:
     return list(DEFAULT_PATTERNS[model_type].values())
 
 
+RESIDUAL_WRITER_ROLES = ("o", "down")  # the matrices whose output is added to the residual stream
+
+
+def is_residual_writer(model: nn.Module, name: str) -> bool:
+    """Whether module `name` writes into the residual stream (attention output or MLP down projection),
+    by the architecture's default patterns; False for an architecture without defaults."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    roles = DEFAULT_PATTERNS.get(model_type or "", {})
+    return any(fnmatch.fnmatchcase(name, roles[r]) for r in RESIDUAL_WRITER_ROLES if r in roles)
+
+
 def _embedding_modules(model: nn.Module) -> list[nn.Module]:
     """Input and output embeddings; either getter may be missing or unimplemented on odd models."""
     found = []

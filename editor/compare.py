@@ -10,10 +10,14 @@ point is measured on held-out data only (never used to train the model or to mak
 * wall time: seconds from the start of the method to that point being ready (a step sweep trains once
   and takes each point on the way, so its times are cumulative; VPD ranks once for every budget).
 
-The best point of each method is the one with the highest held-out forget NLL whose retain damage is at
-most `max_damage` (else the least damaging one). Its relearning curve (fine-tuning on a few forget
-documents, `evals.robustness.relearn_curve`) is measured next to the original model's and the
-oracle's. Results: compare.json (everything), compare.md (tables), pareto.png, relearn.png.
+Every method's points are read the same way (`evals.frontier`): the gap closed at 0.5%, 1% and 2% mean
+retain damage and at the oracle's own damage, and retrain-equivalence (the most gap closed with every
+retain NLL at or below the oracle's). The best point of each method is the one with the highest held-out
+forget NLL whose retain damage is at most `max_damage` (else the least damaging one). Robustness is
+compared at matched forgetting: the level every method reaches (at most 50% of the gap), each method's
+least damaging point at that level gets the relearning attack (fine-tuning on a few forget documents,
+`evals.robustness.relearn_curve`), next to the original model and the oracle. Results: compare.json
+(everything), compare.md (tables), pareto.png, relearn.png.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from decompose.config_base import BaseConfig
 from editor.compare_data import CompareData
 from editor.errors import EditorError
 from editor.methods import METHODS
+from evals.frontier import LEVELS, Scored, at_level, matched_level, reading
 from evals.robustness import RelearnSettings
 
 # Each method sweeps its strength field over its registered default sweep.
@@ -51,10 +56,20 @@ class CompareSettings(BaseConfig):
 
 
 # `--quick`: a smoke run (minutes on the shipped default, seconds on a test model), not a result.
+_QUICK_VPD = {"stats_docs": 64, "search_docs": 16, "explain_docs": 8}
 QUICK: dict[str, Any] = {
-    "sweep": {"vpd": [0.01, 0.1], "ga": [2, 4], "graddiff": [2, 4], "npo": [2, 4], "task-vector": [1.0, 2.0]},
+    "sweep": {
+        **{m: [0.01, 0.1] for m in ("vpd-write", "vpd-scale", "vpd-project", "vpd-remove")},
+        "ga": [2, 4],
+        "graddiff": [2, 4],
+        "npo": [2, 4],
+        "task-vector": [1.0, 2.0],
+    },
     "settings": {
-        "vpd": {"stats_docs": 64, "search_docs": 16, "steps": 10, "curve_points": 4},
+        "vpd-write": {**_QUICK_VPD, "steps": 10, "snapshot_every": 5, "components": 8},
+        "vpd-scale": {**_QUICK_VPD, "steps": 10, "snapshot_every": 5, "components": 8},
+        "vpd-project": {**_QUICK_VPD, "curve_points": 4, "components": 16},
+        "vpd-remove": {**_QUICK_VPD, "steps": 10, "curve_points": 4},
         "ga": {"batch_size": 4},
         "graddiff": {"batch_size": 4},
         "npo": {"batch_size": 4},
@@ -75,7 +90,9 @@ class Point:
     seconds: float
     size: str  # what changed: "3 components" or "rank 1792 over 28 matrices"
     gap_closed: float | None = None
+    retain_vs_oracle: dict[str, float] | None = None  # relative retain NLL difference to the oracle's (≤ 0: no worse)
     best: bool = False
+    relearned: bool = False  # this point got the relearning attack (the method's point at the matched level)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -90,10 +107,12 @@ class CompareResult:
     method_seconds: dict[str, float] = field(default_factory=dict)
     relearn: dict[str, list[dict]] = field(default_factory=dict)
     strength_fields: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, dict[str, float | None]] = field(default_factory=dict)  # method → evals.frontier.reading
+    matched_level: float | None = None  # the gap closed at which methods were relearned
 
 
 def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSettings:
-    from editor.methods import get_method
+    from editor.methods import ALIASES, get_method
     from editor.recipe import apply_overrides, validate
 
     data: dict[str, Any] = {}
@@ -101,6 +120,12 @@ def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSetting
         data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in QUICK.items()}
         data["settings"] = {k: dict(v) for k, v in QUICK["settings"].items()}
     apply_overrides(data, overrides or [])
+    canonical = lambda name: ALIASES.get(name, name)  # noqa: E731  (`vpd` names the default edit kind everywhere)
+    if isinstance(data.get("methods"), list):
+        data["methods"] = [canonical(m) for m in data["methods"]]
+    for key in ("sweep", "settings"):
+        if isinstance(data.get(key), dict):
+            data[key] = {canonical(k): v for k, v in data[key].items()}
     data["sweep"] = {**DEFAULT_SWEEPS, **data.get("sweep", {})}
     settings = validate(CompareSettings, data, "compare settings (--set)")
     unknown = set(settings.settings) - set(settings.methods) - set(DEFAULT_SWEEPS)
@@ -140,6 +165,16 @@ def _heldout_eval(model, tokenizer, data: CompareData) -> dict[str, Any]:
 
 def _damage(retain_nll: dict[str, float], base: dict[str, float]) -> float:
     return sum(retain_nll[k] / base[k] - 1 for k in base) / len(base)
+
+
+def _as_eval(p: Point) -> dict[str, Any]:
+    return {"forget_nll": p.forget_nll, "retain_nll": p.retain_nll}
+
+
+def _scored(h: dict[str, Any], result: CompareResult) -> Scored:
+    """One held-out measurement against the original and (when there is one) the oracle: the harness's point."""
+    o = result.oracle or {}
+    return Scored(h["forget_nll"], h["retain_nll"], result.base["forget_nll"], result.base["retain_nll"], o.get("forget_nll"), o.get("retain_nll"))
 
 
 def run_compare(
@@ -200,6 +235,7 @@ def run_compare(
         relearn("oracle", *oracle)
     advance()
     inputs = ForgetInputs(lm, tokenizer, data.forget, data.retain, dec)
+    measured: dict[str, list[tuple[Point, Any]]] = {}  # method → its (point, edit) pairs
 
     for m in methods:
         strengths = sorted(set(s.sweep[m.name]))
@@ -213,7 +249,7 @@ def run_compare(
             edits = {}
             result.failures += [{"method": m.name, "strength": x, "error": str(e)} for x in strengths]
         result.method_seconds[m.name] = round(time.perf_counter() - start, 2)
-        mine = []
+        mine = measured.setdefault(m.name, [])
         for strength in strengths:
             if strength not in edits:
                 if not any(f["method"] == m.name for f in result.failures):
@@ -232,21 +268,36 @@ def run_compare(
                 h = _heldout_eval(lm, tokenizer, data)
             finally:
                 applied.revert()
-            point = Point(m.name, strength, h["forget_nll"], h["retain_nll"], _damage(h["retain_nll"], base["retain_nll"]), edit.seconds, edit.summary)
-            if result.oracle is not None and result.oracle["forget_nll"] != base["forget_nll"]:
-                point.gap_closed = (point.forget_nll - base["forget_nll"]) / (result.oracle["forget_nll"] - base["forget_nll"])
+            scored = _scored(h, result)
+            point = Point(m.name, strength, h["forget_nll"], h["retain_nll"], scored.damage, edit.seconds, edit.summary)
+            point.gap_closed, point.retain_vs_oracle = scored.gap_closed, scored.retain_vs_oracle
             result.points.append(point)
             mine.append((point, edit))
         if mine:
             within = [pe for pe in mine if pe[0].damage <= s.max_damage]
-            best, edit = max(within, key=lambda pe: pe[0].forget_nll) if within else min(mine, key=lambda pe: pe[0].damage)
-            best.best = True
-            applied = edit.apply(lm)
-            try:
-                relearn(m.name, lm, tokenizer)
-            finally:
-                applied.revert()
+            best = max(within, key=lambda pe: pe[0].forget_nll) if within else min(mine, key=lambda pe: pe[0].damage)
+            best[0].best = True
+            result.summary[m.name] = reading([_scored(_as_eval(p), result) for p, _ in mine])
         advance()
+
+    # Robustness at matched forgetting: each method's least damaging point that closes the common level.
+    scored_by_method = {name: [_scored(_as_eval(p), result) for p, _ in pairs] for name, pairs in measured.items() if pairs}
+    level = matched_level(scored_by_method) if result.oracle is not None else None
+    result.matched_level = level
+    for name, pairs in measured.items():
+        if not pairs:
+            continue
+        if level is not None:
+            picked = at_level(scored_by_method[name], level)
+            point, edit = next(pe for pe, sc in zip(pairs, scored_by_method[name]) if sc is picked)
+        else:  # no oracle, no gap: fall back on each method's best point
+            point, edit = next(pe for pe in pairs if pe[0].best)
+        point.relearned = True
+        applied = edit.apply(lm)
+        try:
+            relearn(name, lm, tokenizer)
+        finally:
+            applied.revert()
     if fingerprint(list(targets.values())) != fingerprint_before:  # every point was reverted: a bug otherwise
         raise RuntimeError("editor compare left the model edited")
     return result
@@ -271,6 +322,8 @@ def result_json(result: CompareResult, settings: CompareSettings, data: CompareD
         "points": [p.to_dict() for p in result.points],
         "failures": result.failures,
         "method_seconds": result.method_seconds,
+        "summary": result.summary,
+        "matched_level": result.matched_level,
         "relearn": result.relearn,
         "seconds": round(seconds, 2),
         "versions": versions(),
@@ -329,6 +382,19 @@ def markdown(report: dict) -> str:
             p["size"],
             "✓" if p["best"] else "",
         )
+    if report.get("summary") and report["oracle_metrics"]:
+        od = report["oracle_metrics"]["damage"]
+        head = [*[f"at {100 * d:g}% damage" for d in LEVELS], f"at the oracle's damage ({_pct(od)})", "retrain-equivalence"]
+        lines += [
+            "",
+            "Gap closed, read off each method's measured points: the most gap closed by a point whose mean retain damage is "
+            "at most the level; retrain-equivalence: the most gap closed with every retain NLL at or below the oracle's.",
+            "",
+            "| method | " + " | ".join(head) + " |",
+            "|---|" + "---:|" * len(head),
+        ]
+        for name, readout in report["summary"].items():
+            lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}%" for v in readout.values()) + " |")
     if report["failures"]:
         lines += ["", "Points that failed:", ""]
         lines += [f"- {f['method']} at {f['strength']:g}: {f['error']}" for f in report["failures"]]
@@ -336,16 +402,25 @@ def markdown(report: dict) -> str:
     lines += ["| method | seconds |", "|---|---|"] + [f"| {m} | {t:.1f} |" for m, t in report["method_seconds"].items()]
     if report["relearn"]:
         steps = [p["step"] for p in next(iter(report["relearn"].values()))]
+        level = report.get("matched_level")
+        at = (
+            f"each method's least damaging point closing at least {100 * level:.0f}% of the gap (the level every method reaches)"
+            if level is not None
+            else "best point of each method"
+        )
         lines += [
             "",
             "Relearning: held-out forget NLL while fine-tuning on "
             f"{report['settings']['relearn']['docs']} forget documents (lr {report['settings']['relearn']['lr']:g}, "
-            f"batch {report['settings']['relearn']['batch_size']}), best point of each method:",
+            f"batch {report['settings']['relearn']['batch_size']}), at {at}:",
             "",
         ]
-        lines += ["| model | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
+        picked = {p["method"]: p for p in report["points"] if p.get("relearned")}
+        lines += ["| model | point | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|---|" + "---|" * len(steps)]
         for label, curve in report["relearn"].items():
-            lines.append(f"| {label} | " + " | ".join(f"{p['nll']:.3f}" for p in curve) + " |")
+            p = picked.get(label)
+            where = f"{report['strength_fields'][label]}={p['strength']:g} ({_pct(p['gap_closed'])} of the gap)" if p else "–"
+            lines.append(f"| {label} | {where} | " + " | ".join(f"{q['nll']:.3f}" for q in curve) + " |")
     lines += ["", f"Total: {report['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 

@@ -32,13 +32,15 @@ class ComponentChange:
     """One rank-1 component of the decomposition that an edit changes, and how.
 
     `change` is "removed" (u_c v_cᵀ subtracted), "scaled" (the component's prefactor set to `scale`,
-    W + (s − 1) u_c v_cᵀ) or "write-projected" (u_c's projection on the forget tokens' unembedding removed).
-    `stats` holds what the selection measured (mean CI and firing density on both sides, scores)."""
+    W + (s − 1) u_c v_cᵀ), "rewritten" (a learned new write vector u_c + δ_c) or "write-projected" (u_c's
+    projection on the forget tokens' unembedding removed). `relative_change` is ‖Δu_c‖ / ‖u_c‖ (1 for a
+    removal). `stats` holds what the selection measured (mean CI and firing density on both sides, scores)."""
 
     module: str
     index: int
     change: str
     scale: float | None = None
+    relative_change: float = 1.0
     norm: float = 0.0  # ‖u_c v_cᵀ‖_F before the edit
     stats: dict[str, float] = field(default_factory=dict)
     fires_on: list[str] = field(default_factory=list)

@@ -39,29 +39,34 @@ def firing_tokens(cm, ci_fn, batches: Batches, comps: list[ComponentRef], tokeni
 
 
 @torch.no_grad()
+def mean_logprobs(model, batches: Batches) -> Tensor:
+    """The model's next-token log-probabilities averaged over every real position of `batches` (vocab,)."""
+    sums, n = [], 0
+    for ids, mask in batches:
+        lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)[mask.bool()]
+        sums.append(lp.sum(0))
+        n += lp.shape[0]
+    return torch.stack(sums).sum(0) / max(n, 1)
+
+
+@torch.no_grad()
+def lowered_tokens(cm, batches: Batches, delta: dict[str, Tensor], tokenizer, k: int = 8, base: Tensor | None = None) -> list[str]:
+    """The tokens whose mean log-probability over the batches drops most when ΔW is applied."""
+    base = mean_logprobs(cm.model, batches) if base is None else base
+    step = apply_delta(cm.targets, delta)
+    try:
+        drop = base - mean_logprobs(cm.model, batches)
+    finally:
+        step.revert()
+    return [tokenizer.decode([int(t)]) for t in drop.topk(k).indices]
+
+
+@torch.no_grad()
 def promoted_tokens(cm, batches: Batches, comps: list[ComponentRef], tokenizer, k: int = 8) -> dict[ComponentRef, list[str]]:
     """The tokens whose log-probability drops most, on average over the batches' tokens, when the
     component alone is removed: what it promotes, for any matrix type (not just residual writers)."""
-    model = cm.model
-
-    def mean_logprobs() -> Tensor:
-        sums, n = [], 0
-        for ids, mask in batches:
-            lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)[mask.bool()]
-            sums.append(lp.sum(0))
-            n += lp.shape[0]
-        return torch.stack(sums).sum(0) / max(n, 1)
-
-    base = mean_logprobs()
-    out = {}
-    for c in comps:
-        step = apply_delta(cm.targets, removal_delta(cm, [c]))
-        try:
-            drop = base - mean_logprobs()
-        finally:
-            step.revert()
-        out[c] = [tokenizer.decode([int(t)]) for t in drop.topk(k).indices]
-    return out
+    base = mean_logprobs(cm.model, batches)
+    return {c: lowered_tokens(cm, batches, removal_delta(cm, [c]), tokenizer, k, base) for c in comps}
 
 
 def top_components(dec, tokenizer, texts: list[str], top: int, docs: int, batch_size: int = 64, explain_docs: int = 256) -> tuple[list[dict], int, int]:

@@ -9,7 +9,7 @@ within the retain budget, or the first K.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -68,7 +68,7 @@ class RetainReference:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    removed: int  # the first `removed` ranked candidates are out
+    at: int  # where on the curve: components removed (a prefix of the ranking) or training steps taken
     forget_loss: float  # weighted by forget-specific tokens (the optimised quantity)
     forget_ce: float  # plain mean NLL on the forget batches
     retain_kl: float
@@ -80,16 +80,49 @@ class CurvePoint:
 
 @dataclass
 class SearchResult:
-    selected: list[Candidate]
+    """The curve an edit kind explored (checked on the real weights) and the point chosen on it."""
+
+    selected: list[Candidate]  # the components the chosen edit changes
     curve: list[CurvePoint]
-    base: CurvePoint  # nothing removed
+    base: CurvePoint  # nothing changed
+    chosen: CurvePoint | None
+    axis: str = "removed"  # what `CurvePoint.at` counts
 
     @property
     def final(self) -> CurvePoint:
-        return next((p for p in self.curve if p.removed == len(self.selected)), self.base)
+        return self.chosen or self.base
 
     def to_dict(self) -> dict:
-        return {"base": self.base.to_dict(), "final": self.final.to_dict(), "curve": [p.to_dict() for p in self.curve]}
+        return {"axis": self.axis, "base": self.base.to_dict(), "final": self.final.to_dict(), "curve": [p.to_dict() for p in self.curve]}
+
+
+def measure_deltas(
+    cm,
+    deltas: Iterable[tuple[int, dict[str, Tensor]]],
+    forget: Batches,
+    retain: Batches,
+    token_weights: Tensor,
+    on_point: Callable[[CurvePoint], None] | None = None,
+) -> tuple[CurvePoint, list[CurvePoint]]:
+    """(nothing changed, each (at, ΔW) applied in turn), measured on the real weights: forget loss, forget
+    CE and retain KL. The model is left unedited on return; `within_budget` is True until a budget is set."""
+    reference = RetainReference(cm.model, retain)
+
+    def point(at: int) -> CurvePoint:
+        (f, ce), kl = forget_losses(cm.model, forget, token_weights), reference.mean_kl(cm.model)
+        return CurvePoint(at, f, ce, kl, True)
+
+    base = point(0)
+    curve = []
+    for at, delta in deltas:
+        step = apply_delta(cm.targets, delta)
+        try:
+            curve.append(point(at))
+        finally:
+            step.revert()
+        if on_point is not None:
+            on_point(curve[-1])
+    return base, curve
 
 
 def measure_prefixes(
@@ -101,38 +134,27 @@ def measure_prefixes(
     token_weights: Tensor,
     on_point: Callable[[CurvePoint], None] | None = None,
 ) -> tuple[CurvePoint, list[CurvePoint]]:
-    """(nothing removed, each prefix ranked[:k] for k in `sizes` removed), measured on the real weights.
-    The model is left unedited on return; `within_budget` is True until `choose_prefix` sets a budget."""
-    reference = RetainReference(cm.model, retain)
+    """`measure_deltas` for each prefix ranked[:k], k in `sizes`, removed from the weights."""
+    refs = [ComponentRef(c.module, c.index) for c in ranked]
+    return measure_deltas(cm, ((k, removal_delta(cm, refs[:k])) for k in sizes), forget, retain, token_weights, on_point)
 
-    def point(k: int) -> CurvePoint:
-        (f, ce), kl = forget_losses(cm.model, forget, token_weights), reference.mean_kl(cm.model)
-        return CurvePoint(k, f, ce, kl, True)
 
-    base = point(0)
-    curve = []
-    for k in sizes:
-        removed = [ComponentRef(c.module, c.index) for c in ranked[:k]]
-        step = apply_delta(cm.targets, removal_delta(cm, removed))
-        try:
-            curve.append(point(k))
-        finally:
-            step.revert()
-        if on_point is not None:
-            on_point(curve[-1])
-    return base, curve
+def with_budget(curve: list[CurvePoint], max_retain_kl: float | None) -> list[CurvePoint]:
+    return [replace(p, within_budget=max_retain_kl is None or p.retain_kl <= max_retain_kl) for p in curve]
+
+
+def best_within(base: CurvePoint, curve: list[CurvePoint]) -> CurvePoint | None:
+    """The point that raises the forget loss most among those within budget (ties: the smaller `at`)."""
+    ok = [p for p in curve if p.within_budget and p.forget_loss > base.forget_loss]
+    return max(ok, key=lambda p: (p.forget_loss, -p.at), default=None)
 
 
 def choose_prefix(ranked: list[Candidate], base: CurvePoint, curve: list[CurvePoint], max_retain_kl: float | None) -> SearchResult:
     """Budget mode keeps the prefix with the largest forget loss among those within `max_retain_kl`;
     without a budget, the longest prefix."""
-    curve = [replace(p, within_budget=max_retain_kl is None or p.retain_kl <= max_retain_kl) for p in curve]
-    if max_retain_kl is None:
-        best = curve[-1] if curve else None
-    else:
-        ok = [p for p in curve if p.within_budget and p.forget_loss > base.forget_loss]
-        best = max(ok, key=lambda p: (p.forget_loss, -p.removed), default=None)
-    return SearchResult(ranked[: best.removed] if best else [], curve, base)
+    curve = with_budget(curve, max_retain_kl)
+    best = (curve[-1] if curve else None) if max_retain_kl is None else best_within(base, curve)
+    return SearchResult(ranked[: best.at] if best else [], curve, base, best)
 
 
 def verify_prefixes(

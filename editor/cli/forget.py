@@ -18,9 +18,15 @@ def forget(
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output directory for the edited model (default: runs/forget-<model>-<method>).")] = None,
-    method: Annotated[str, typer.Option(help="vpd (default), or a baseline: ga, graddiff, npo, task-vector.")] = "vpd",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="vpd (default: the vpd-write edit kind), another VPD edit kind (vpd-scale, vpd-project, vpd-remove), or a baseline (ga, graddiff, npo, task-vector)."
+        ),
+    ] = "vpd",
     strength: Annotated[
-        float | None, typer.Option(help="The method's main knob: vpd's retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha.")
+        float | None,
+        typer.Option(help="The method's main knob: the VPD kinds' retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha."),
     ] = None,
     sets: Annotated[
         list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Method setting key=value (repeatable), e.g. max_components=3, lr=1e-4.")
@@ -94,6 +100,13 @@ def forget(
         typer.echo(str(dest))
 
 
+CURVE_AXES = {
+    "removed": "the ranking's first k components removed",
+    "steps": "snapshots of the learned change after k steps",
+    "projected": "the ranking's first k components write-projected",
+}
+
+
 def render(manifest: dict) -> None:
     """The edit on stdout: what changed, the before/after table, and the method's own log."""
     s = manifest["strength"]
@@ -111,13 +124,16 @@ def render(manifest: dict) -> None:
     result_table(*before_after_table(manifest["metrics"]))
     search = manifest.get("search")
     if search:
+        axis = search.get("axis", "removed")
         rows = []
         for p in [search["base"], *search["curve"]]:
-            mark = "selected" if p["removed"] == search["final"]["removed"] and p["removed"] else ("over budget" if not p["within_budget"] else "")
-            rows.append([str(p["removed"]), f"{p['forget_loss']:.4f}", f"{p['forget_ce']:.4f}", f"{p['retain_kl']:.5f}", mark])
+            mark = "selected" if p["at"] == search["final"]["at"] and p["at"] else ("over budget" if not p["within_budget"] else "")
+            rows.append([str(p["at"]), f"{p['forget_loss']:.4f}", f"{p['forget_ce']:.4f}", f"{p['retain_kl']:.5f}", mark])
         result_table(
-            "trade-off explored: the ranking's first k components removed (forget loss counts forget-specific tokens)",
-            ["removed", "forget loss", "forget CE", "retain KL", ""],
+            f"trade-off explored ({CURVE_AXES.get(axis, axis)}; the forget loss counts forget-specific tokens)",
+            [axis, "forget loss", "forget CE", "retain KL", ""],
             rows,
         )
-        typer.echo(f"{manifest['candidates_ranked']} candidates ranked, {len(search['curve'])} removals checked")
+        typer.echo(f"{manifest['candidates_ranked']} candidates, {len(search['curve'])} edits checked on the real weights")
+        if manifest.get("lowers"):
+            typer.echo("the edit lowers most, on forget data: " + " ".join(map(repr, manifest["lowers"])))

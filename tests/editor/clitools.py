@@ -106,8 +106,14 @@ def save_tiny_gpt2(dest: Path, seed: int = 0) -> Path:
 
     tok = AutoTokenizer.from_pretrained(TOKENIZER)
     config = GPT2Config(
-        vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=64,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=64,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     return _save_random(config, tok, dest, seed)
 

@@ -11,6 +11,8 @@ from editor.methods import METHODS
 from editor.paths import HELDOUT
 from tests.editor.clitools import Workspace, assert_clean, assert_user_error, invoke, save_tiny_llama, tree
 
+VPD_KINDS = [n for n, m in METHODS.items() if m.needs_decomposition]
+
 
 @pytest.fixture(scope="module")
 def compared(workspace: Workspace, tmp_path_factory):
@@ -19,11 +21,28 @@ def compared(workspace: Workspace, tmp_path_factory):
     out = root / "cmp"
     before = tree(workspace.model)
     result = invoke(
-        "compare", "--model", workspace.model, "--decomposition", workspace.dec, "--oracle", oracle,
-        "--dataset", workspace.toxic, "--retain", workspace.retain,
-        "--heldout-forget", HELDOUT["toxic"], "--heldout-retain", HELDOUT["wikitext"], "--heldout-retain", HELDOUT["benign"],
-        "--out", out, "--quick", "--json",
-        "--set", "sweep.vpd=[1.0,20.0]",
+        "compare",
+        "--model",
+        workspace.model,
+        "--decomposition",
+        workspace.dec,
+        "--oracle",
+        oracle,
+        "--dataset",
+        workspace.toxic,
+        "--retain",
+        workspace.retain,
+        "--heldout-forget",
+        HELDOUT["toxic"],
+        "--heldout-retain",
+        HELDOUT["wikitext"],
+        "--heldout-retain",
+        HELDOUT["benign"],
+        "--out",
+        out,
+        "--quick",
+        "--json",
+        *[a for m in VPD_KINDS for a in ("--set", f"sweep.{m}=[1.0,20.0]")],
     )
     assert result.exit_code == 0, result.output
     assert_clean(result)
@@ -48,7 +67,13 @@ def test_compare_measures_every_method_on_held_out_data(compared):
     _, report = compared
     assert report["data"]["heldout_forget"]["documents"] == 48
     assert set(report["data"]["heldout_retain"]) == {"wikitext", "tweets_benign"}
-    assert report["strength_fields"] == {"vpd": "max_retain_kl", "ga": "steps", "graddiff": "steps", "npo": "steps", "task-vector": "alpha"}
+    assert report["strength_fields"] == {
+        **dict.fromkeys(VPD_KINDS, "max_retain_kl"),
+        "ga": "steps",
+        "graddiff": "steps",
+        "npo": "steps",
+        "task-vector": "alpha",
+    }
     base = report["original"]
     for method in METHODS:
         points = [p for p in report["points"] if p["method"] == method]
@@ -74,14 +99,49 @@ def test_compare_relearning_curves(compared):
         assert [p["step"] for p in curve] == [0, 2, 4]
     # Step 0 of the original model's curve is the same measurement as its held-out forget NLL.
     assert report["relearn"]["original"][0]["nll"] == pytest.approx(report["original"]["forget_nll"])
-    best = {p["method"]: p for p in report["points"] if p["best"]}
-    for method, p in best.items():
-        assert report["relearn"][method][0]["nll"] == pytest.approx(p["forget_nll"], abs=1e-5)
+    # Each method is attacked at its least damaging point that closes the matched level (the level every method
+    # reaches); when some method closes no gap at all there is no such level, and each is attacked at its best point.
+    level = report["matched_level"]
+    assert level is None or 0 < level <= 0.5
+    for method in METHODS:
+        points = [p for p in report["points"] if p["method"] == method]
+        (picked,) = [p for p in points if p["relearned"]]
+        if level is None:
+            assert picked["best"]
+        else:
+            assert picked["gap_closed"] >= level - 1e-12
+            assert all(p["damage"] >= picked["damage"] for p in points if p["gap_closed"] >= level)
+        assert report["relearn"][method][0]["nll"] == pytest.approx(picked["forget_nll"], abs=1e-5)
+
+
+def test_compare_reads_every_frontier_the_same_way(compared):
+    out, report = compared
+    for method in METHODS:
+        readout = report["summary"][method]
+        assert list(readout) == ["at 0.5%", "at 1%", "at 2%", "at oracle damage", "retrain-equivalence"]
+        points = [p for p in report["points"] if p["method"] == method]
+        within = [p["gap_closed"] for p in points if p["damage"] <= 0.01]
+        assert readout["at 1%"] == (max(within) if within else None)
+        eq = [p["gap_closed"] for p in points if all(v <= 0 for v in p["retain_vs_oracle"].values())]
+        assert readout["retrain-equivalence"] == (max(eq) if eq else None)
+    assert "retrain-equivalence" in (out / "compare.md").read_text()
 
 
 def test_compare_bad_input_writes_nothing(workspace: Workspace, tmp_path):
-    base = ["compare", "--model", workspace.model, "--decomposition", workspace.dec, "--oracle", "none", "--dataset", workspace.toxic,
-            "--retain", workspace.retain, "--quick"]
+    base = [
+        "compare",
+        "--model",
+        workspace.model,
+        "--decomposition",
+        workspace.dec,
+        "--oracle",
+        "none",
+        "--dataset",
+        workspace.toxic,
+        "--retain",
+        workspace.retain,
+        "--quick",
+    ]
     out = tmp_path / "cmp"
     cases = [
         (["--set", "methods=[vpd,rmu]"], "unknown method 'rmu'"),
@@ -102,12 +162,23 @@ def test_compare_bad_input_writes_nothing(workspace: Workspace, tmp_path):
 
 def test_forget_vpd_takes_strength_and_set(workspace: Workspace, tmp_path):
     """`--strength` is VPD's retain budget and `--set` reaches VpdSettings, as for the baselines."""
-    base = ["forget", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic,
-            "--retain", workspace.retain, "--out", tmp_path / "out"]
+    base = [
+        "forget",
+        "--model",
+        workspace.model,
+        "--decomposition",
+        workspace.dec,
+        "--dataset",
+        workspace.toxic,
+        "--retain",
+        workspace.retain,
+        "--out",
+        tmp_path / "out",
+    ]
     result = invoke(*base, "--strength", "20", "--set", "steps=3", "--set", "stats_docs=32", "--set", "search_docs=16", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     settings = json.loads(result.stdout)["settings"]
     assert settings["max_retain_kl"] == 20 and settings["steps"] == 3 and settings["stats_docs"] == 32
-    assert_user_error(invoke(*base, "--strength", "0.1", "--set", "max_retain_kl=0.1"), "--strength sets 'max_retain_kl' for vpd")
+    assert_user_error(invoke(*base, "--strength", "0.1", "--set", "max_retain_kl=0.1"), "--strength sets 'max_retain_kl' for vpd-write")
     assert_user_error(invoke(*base, "--set", "bogus=1"), "bogus")
     assert list(tmp_path.iterdir()) == []

@@ -14,9 +14,7 @@ from tests.editor.clitools import RECIPE, Workspace, assert_user_error, invoke, 
 
 
 def decompose(ws: Workspace, out: Path, *extra: str | Path, model: Path | None = None, data: Path | None = None, recipe: str | Path | None = None):
-    return invoke(
-        "decompose", "--model", model or ws.model, "--data", data or ws.data, "--recipe", recipe or ws.recipe, "--out", out, *extra
-    )
+    return invoke("decompose", "--model", model or ws.model, "--data", data or ws.data, "--recipe", recipe or ws.recipe, "--out", out, *extra)
 
 
 def test_decompose_writes_a_complete_decomposition(workspace: Workspace):

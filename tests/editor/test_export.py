@@ -29,10 +29,17 @@ DATA = {"forget": {"source": "förget.jsonl", "documents": 2}, "retain": {"sourc
 def make_edit(cm: ComponentModel, removed: list[ComponentRef]) -> Edit:
     """An Edit removing `removed`, with a small hand-written record (ünïcode included)."""
     return Edit(
-        method="vpd", summary=f"{len(removed)} rank-1 components removed", settings={}, strength={"field": "max_retain_kl", "value": None},
-        factors=removal_factors(cm, removed), components=[ComponentChange(r.module, r.index, "removed", 0.0, fires_on=["ünï"]) for r in removed],
-        metrics={"before": {"forget_nll": 1.0}, "after": {"forget_nll": 2.0}}, data=DATA, model={"source": "tiny"},
+        method="vpd",
+        summary=f"{len(removed)} rank-1 components removed",
+        settings={},
+        strength={"field": "max_retain_kl", "value": None},
+        factors=removal_factors(cm, removed),
+        components=[ComponentChange(r.module, r.index, "removed", 0.0, fires_on=["ünï"]) for r in removed],
+        metrics={"before": {"forget_nll": 1.0}, "after": {"forget_nll": 2.0}},
+        data=DATA,
+        model={"source": "tiny"},
     )
+
 
 # Two components in one module, one each in one or two others; the fused-qkv modules are included.
 REMOVED = {
@@ -155,9 +162,7 @@ def test_adapter_merged_into_original_reproduces_export(exported: Exported):
     x = tiny_input(VOCAB)
     peft_model = PeftModel.from_pretrained(tiny_model(exported.arch), adapter).eval()
     with torch.no_grad():  # the unmerged adapter already gives the edited model's outputs
-        torch.testing.assert_close(
-            peft_model(input_ids=x).logits, exported.model(input_ids=x).logits, rtol=0, atol=1e-5
-        )
+        torch.testing.assert_close(peft_model(input_ids=x).logits, exported.model(input_ids=x).logits, rtol=0, atol=1e-5)
     merged = peft_model.merge_and_unload()
     loaded = AutoModelForCausalLM.from_pretrained(exported.out)
     err = _max_diff(_weights(merged), _weights(loaded))
@@ -274,8 +279,14 @@ def test_failure_midway_with_force_keeps_old_export(tmp_path, shipped_tokenizer,
 def test_rank_pattern_keys_match_exactly(tmp_path):
     """Layer 1 and layer 11 get their own ranks; a loose pattern would give one of them the other's."""
     config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=12, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=32, tie_word_embeddings=False,
+        vocab_size=VOCAB,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=12,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).eval()

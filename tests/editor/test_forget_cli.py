@@ -29,10 +29,25 @@ from tests.editor.clitools import (
 REMOVED_KEYS = {"module", "index", "change", "norm", "stats", "fires_on", "promotes"}
 
 
-def forget(ws: Workspace, out: Path, *extra: str | Path, dataset: Path | None = None, retain: Path | None = None, model: Path | None = None):
+def forget(
+    ws: Workspace, out: Path, *extra: str | Path, dataset: Path | None = None, retain: Path | None = None, model: Path | None = None, method: str = "vpd-remove"
+):
+    """`editor forget` on the workspace; the removal kind unless `method` says otherwise (its prefix curve is easy to check)."""
     return invoke(
-        "forget", "--model", model or ws.model, "--decomposition", ws.dec, "--dataset", dataset or ws.toxic,
-        "--retain", retain or ws.retain, "--out", out, *extra,
+        "forget",
+        "--method",
+        method,
+        "--model",
+        model or ws.model,
+        "--decomposition",
+        ws.dec,
+        "--dataset",
+        dataset or ws.toxic,
+        "--retain",
+        retain or ws.retain,
+        "--out",
+        out,
+        *extra,
     )
 
 
@@ -94,8 +109,8 @@ def test_forget_writes_the_edit_and_its_report(forgotten: Forgotten, workspace: 
     assert m["data"]["forget"]["source"] == str(workspace.toxic)
     dec_manifest = json.loads((workspace.dec / "decomposition.json").read_text())
     assert m["model"]["fingerprint_before"] == dec_manifest["model"]["fingerprint"] != m["model"]["fingerprint_after"]
-    assert m["search"]["final"]["removed"] == 3 == m["search"]["curve"][-1]["removed"]
-    assert m["search"]["base"]["removed"] == 0 and m["search"]["base"]["retain_kl"] == 0
+    assert m["search"]["final"]["at"] == 3 == m["search"]["curve"][-1]["at"]
+    assert m["search"]["base"]["at"] == 0 and m["search"]["base"]["retain_kl"] == 0
 
     card = (out / "README.md").read_text()
     assert "3 rank-1 components removed" in card
@@ -245,9 +260,7 @@ def test_budget_no_component_satisfies(workspace, tmp_path_factory, tmp_path):
 
 
 def test_components_lists_the_most_active(workspace):
-    result = invoke(
-        "components", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic, "--top", "5", "--json"
-    )
+    result = invoke("components", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic, "--top", "5", "--json")
     assert result.exit_code == 0, result.output
     assert_clean(result)
     printed = json.loads(result.stdout)

@@ -11,7 +11,7 @@ from decompose.io import load_decomposition
 from decompose.stats import ComponentStats
 from editor.apply import ComponentRef, apply_delta, removal_delta
 from editor.errors import EditorError
-from editor.methods.vpd import VpdSettings
+from editor.methods.vpd_remove import RemoveSettings
 from editor.model_io import load_model
 from editor.paths import TRAIN
 from editor.relax import forget_token_weights, optimize_removal, prefix_sizes, soft_removal, token_counts
@@ -96,7 +96,7 @@ def test_verify_prefixes_top_k_measures_each_prefix_and_leaves_weights_bit_ident
     seen: list[CurvePoint] = []
     result = verify_prefixes(dec.cm, cands, [1, 2], forget, retain, weights, None, seen.append)
     assert result.selected == cands[:2]
-    assert [p.removed for p in result.curve] == [1, 2] and seen == result.curve
+    assert [p.at for p in result.curve] == [1, 2] and seen == result.curve
     assert _unchanged(model, before)
     assert result.base.forget_ce == pytest.approx(forget_ce(model, forget), rel=1e-6)
     assert result.base.forget_loss == pytest.approx(result.base.forget_ce, rel=1e-6)  # all-ones weights
@@ -133,7 +133,7 @@ def test_verify_prefixes_budget_keeps_the_most_forget_damage_within_budget(loade
     some = verify_prefixes(dec.cm, cands, [1, 2, 3], forget, retain, weights, budget)
     ok = [p for p in some.curve if p.retain_kl <= budget and p.forget_loss > some.base.forget_loss]
     assert [p.within_budget for p in some.curve] == [p.retain_kl <= budget for p in some.curve]
-    expected = max(ok, key=lambda p: p.forget_loss).removed if ok else 0
+    expected = max(ok, key=lambda p: p.forget_loss).at if ok else 0
     assert len(some.selected) == expected
     assert _unchanged(dec.cm.model, before)
 
@@ -215,10 +215,10 @@ def test_optimize_removal_follows_its_objective_and_leaves_the_model_alone(loade
     weights = torch.ones(dec.cm.model.config.vocab_size)
     start = torch.sigmoid(torch.tensor(-3.0))
     # Only the forget loss: removals that hurt the forget set grow.
-    greedy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=VpdSettings().lr, retain_weight=0.0, sparsity=0.0)
+    greedy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=RemoveSettings().lr, retain_weight=0.0, sparsity=0.0)
     assert max(float(r.max()) for r in greedy.values()) > start
     # An overwhelming sparsity penalty: every removal shrinks.
-    shy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=VpdSettings().lr, retain_weight=0.0, sparsity=1e6)
+    shy = optimize_removal(dec.cm, cands, forget, retain, weights, steps=5, lr=RemoveSettings().lr, retain_weight=0.0, sparsity=1e6)
     assert all(bool((r < start).all()) for r in shy.values())
     assert {n: r.shape for n, r in shy.items()} == {n: i.shape for n, i in cands.items()}
     assert _unchanged(dec.cm.model, before)

@@ -14,10 +14,31 @@ from tests.editor.clitools import invoke
 def test_eval_everything_writes_report(tiny_dir, tmp_path):
     out = tmp_path / "r" / "report.json"
     result = invoke(
-        "eval", "--model", tiny_dir, "--limit", "4", "--batch-size", "8",
-        "--toxicity", "--n-prompts", "2", "-k", "2", "--max-new-tokens", "4",
-        "--robustness", "--oracle", tiny_dir, "--relearn-examples", "4", "--relearn-steps", "2", "--quant-bits", "4",
-        "--out", out,
+        "eval",
+        "--model",
+        tiny_dir,
+        "--limit",
+        "4",
+        "--batch-size",
+        "8",
+        "--toxicity",
+        "--n-prompts",
+        "2",
+        "-k",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--robustness",
+        "--oracle",
+        tiny_dir,
+        "--relearn-examples",
+        "4",
+        "--relearn-steps",
+        "2",
+        "--quant-bits",
+        "4",
+        "--out",
+        out,
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())

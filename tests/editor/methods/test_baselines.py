@@ -12,7 +12,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from editor.apply import apply_delta, factor_delta
-from editor.methods import METHODS
+from editor.methods import METHODS, get_method
 from editor.methods.base import ForgetInputs, Progress, exact_factors, target_matrices
 from editor.model_io import load_model
 from lmkit.nll import mean_nll
@@ -34,7 +34,8 @@ def _weights(model) -> dict[str, torch.Tensor]:
 
 
 def test_registry_lists_every_method():
-    assert tuple(METHODS) == ("vpd", "ga", "graddiff", "npo", "task-vector")
+    assert tuple(METHODS) == ("vpd-write", "vpd-scale", "vpd-project", "vpd-remove", "ga", "graddiff", "npo", "task-vector")
+    assert get_method("vpd") is METHODS["vpd-write"]  # `vpd` names the default edit kind
     for b in METHODS.values():
         assert b.strength in b.settings.model_fields and len(b.sweep) >= 3
 
@@ -96,8 +97,21 @@ def test_forget_method_exports_like_vpd(name, arch, files, tmp_path):
     sets = [x for k, v in SMALL[name].items() for x in ("--set", f"{k}={v}")]
     strength = str(STRENGTHS[name][0])
     result = invoke(
-        "forget", "--method", name, "--model", files.models[arch], "--dataset", files.forget, "--retain", files.retain,
-        "--out", out, "--strength", strength, *sets, "--json",
+        "forget",
+        "--method",
+        name,
+        "--model",
+        files.models[arch],
+        "--dataset",
+        files.forget,
+        "--retain",
+        files.retain,
+        "--out",
+        out,
+        "--strength",
+        strength,
+        *sets,
+        "--json",
     )
     assert result.exit_code == 0, result.output
     assert_clean(result)
