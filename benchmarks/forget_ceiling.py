@@ -27,6 +27,7 @@ from decompose.io import load_decomposition
 from editor.methods.vpd import VpdSettings, optimisation_batches
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
+from editor.refit import capped_forget_loss
 from editor.relax import forget_token_weights
 from editor.search import RetainReference, weighted_forget_loss
 from lmkit.texts import load_texts
@@ -52,6 +53,7 @@ def main(argv: list[str]) -> list[dict]:
     ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate on the weights")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--every", type=int, default=25, help="measure held-out NLL every this many steps")
+    ap.add_argument("--cap", type=float, default=0.0, help="cap each token's NLL in the forget loss (as vpd-write does; 0: no cap)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     model, tok = load_model("tiny-toxic")
@@ -72,7 +74,7 @@ def main(argv: list[str]) -> list[dict]:
     rows, start = [], time.perf_counter()
     for step in range(1, args.steps + 1):
         ids, mask = opt_f[step % len(opt_f)]
-        forget_loss = weighted_forget_loss(model, ids, mask, weights)
+        forget_loss = capped_forget_loss(model, ids, mask, weights, args.cap) if args.cap else weighted_forget_loss(model, ids, mask, weights)
         kl = reference.kl(model, step % len(opt_r))
         loss = -forget_loss + args.retain_weight * kl
         opt.zero_grad(set_to_none=True)

@@ -1,10 +1,12 @@
-"""The forget/retain trade-off of `editor forget` on the shipped default, on held-out data.
+"""One method's whole forget/retain trade-off on the shipped default, on held-out data.
 
-    python benchmarks/forget_frontier.py [--decomposition DIR] [--set key=value ...] [--json]
+    python benchmarks/forget_frontier.py [--method vpd-write] [--decomposition DIR] [--set key=value ...] [--json]
 
-Runs the selection once with no retain budget (every prefix of the relaxed-removal ranking is
-checked), then measures held-out WikiText, benign and toxic NLL with each checked prefix removed:
-which budget buys how much forgetting, measured on data never used for training or selection.
+Runs the method once for a dense grid of strengths (for the VPD kinds, retain budgets from 0.005 to 2 nats:
+one run explores one curve and every budget reads a point off it; for the gradient baselines, step counts;
+for the task vector, α), measures every distinct edit on the held-out sets, and prints the points and the
+harness's reading (`evals.frontier`: gap closed at 0.5/1/2% mean retain damage and at the oracle's damage,
+retrain-equivalence), the same reading `editor compare` prints.
 """
 
 from __future__ import annotations
@@ -16,43 +18,74 @@ import sys
 from heldout import Heldout, print_table
 
 from decompose.io import load_decomposition
-from editor.apply import ComponentRef, apply_delta, removal_delta
-from editor.forget import parse_sets
+from editor.forget import method_settings
+from editor.methods import get_method
 from editor.methods.base import ForgetInputs, Progress
-from editor.methods.vpd import VpdSettings, vpd_run
 from editor.model_io import load_model
 from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
+from evals.frontier import Scored, reading
 from lmkit.texts import load_texts
 
+GRIDS = {
+    "max_retain_kl": [round(0.005 * 1.4**i, 5) for i in range(18)],
+    "steps": [5, 10, 15, 20, 25, 30, 35, 40, 50, 60],
+    "alpha": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+}
 
-def main(argv: list[str]) -> list[dict]:
+
+def main(argv: list[str]) -> dict:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="VpdSettings override, key=value")
-    ap.add_argument("--decomposition", default=str(DECOMPOSITIONS / "tiny-toxic"), help="a decomposition of tiny-toxic")
+    ap.add_argument("--method", default="vpd")
+    ap.add_argument("--decomposition", default=str(DECOMPOSITIONS / "tiny-toxic"), help="a decomposition of tiny-toxic (VPD kinds)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="method setting override, key=value")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    method = get_method(args.method)
     model, tok = load_model("tiny-toxic")
-    dec = load_decomposition(model, args.decomposition)
+    dec = load_decomposition(model, args.decomposition) if method.needs_decomposition else None
     forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
-    settings = VpdSettings(**{"curve_points": 12, **parse_sets(args.sets), "max_retain_kl": 1e9, "max_components": None})
-    edit = vpd_run(ForgetInputs(model, tok, forget, retain, dec), settings, [1e9], Progress())[1e9]
-    search = edit.log["search"]
+    grid = GRIDS[method.strength]
+    settings = method_settings(method, None, args.sets)
+    edits = method.run(ForgetInputs(model, tok, forget, retain, dec), settings, grid, Progress())
     heldout = Heldout(model, tok)
-    rows = []
-    for point in [search["base"], *search["curve"]]:
-        removed = [ComponentRef(c.module, c.index) for c in edit.components[: point["removed"]]]
-        step = apply_delta(dec.cm.targets, removal_delta(dec.cm, removed))
+    rows, seen = [], set()
+    for strength in grid:
+        edit = edits.get(strength)
+        if edit is None:
+            continue
+        search = edit.log.get("search")
+        key = search["final"]["at"] if search else strength
+        if key in seen:  # several budgets can pick the same point of one curve
+            continue
+        seen.add(key)
+        applied = edit.apply(model)
         try:
-            rows.append({**point, **heldout.score(model)})
+            score = heldout.score(model)
         finally:
-            step.revert()
+            applied.revert()
+        rows.append({"strength": strength, "at": key, "summary": edit.summary, **score})
+    o, b = heldout.oracle, heldout.base
+    retain_keys = ("wikitext", "benign")
+    points = [
+        Scored(
+            r["heldout"]["toxic"],
+            {k: r["heldout"][k] for k in retain_keys},
+            b["toxic"],
+            {k: b[k] for k in retain_keys},
+            o["toxic"],
+            {k: o[k] for k in retain_keys},
+        )
+        for r in rows
+    ]
+    result = {"method": method.name, "settings": settings.model_dump(mode="json"), "points": rows, "reading": reading(points)}
     if args.json:
-        print(json.dumps(rows, indent=1))
-        return rows
-    columns = ["removed", "retain KL (selection data)", "held-out toxic NLL"]
-    print_table(heldout, columns, [([str(r["removed"]), f"{r['retain_kl']:.4f}", f"{r['heldout']['toxic']:.3f}"], r) for r in rows])
-    return rows
+        print(json.dumps(result, indent=1))
+        return result
+    print(f"{method.name}: {len(rows)} distinct edits, strength {method.strength}")
+    print_table(heldout, [method.strength, "edit"], [([f"{r['strength']:g}", r["summary"]], r) for r in rows])
+    print("\n" + " | ".join(f"{k}: {'–' if v is None else f'{v:.1%}'}" for k, v in result["reading"].items()))
+    return result
 
 
 if __name__ == "__main__":

@@ -49,8 +49,7 @@ def main(argv: list[str]) -> dict:
     print("|---|---|---|---|")
     for label, row in nll.items():
         print(f"| {label} | {row['wikitext']:.3f} | {row['benign']:.3f} | {row['toxic']:.3f} |")
-    print(f"\ntoxic gap closed: {result['toxic_gap_closed']:.0%}; WikiText NLL {result['wikitext_change']:+.2%}; "
-          f"benign NLL {result['benign_change']:+.2%}")
+    print(f"\ntoxic gap closed: {result['toxic_gap_closed']:.0%}; WikiText NLL {result['wikitext_change']:+.2%}; benign NLL {result['benign_change']:+.2%}")
     for label, g in gens.items():
         for p, c in g.items():
             print(f"{label}: {p} ▸ {c}")

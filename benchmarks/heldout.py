@@ -36,8 +36,10 @@ class Heldout:
 
     def oracle_line(self) -> str:
         o = self.oracle
-        return (f"oracle tiny-clean: toxic {o['toxic']:.3f} (gap {self.gap:.3f} nats), WikiText {o['wikitext']:.3f} "
-                f"({o['wikitext'] / self.base['wikitext'] - 1:+.2%}), benign {o['benign']:.3f} ({o['benign'] / self.base['benign'] - 1:+.2%})")
+        return (
+            f"oracle tiny-clean: toxic {o['toxic']:.3f} (gap {self.gap:.3f} nats), WikiText {o['wikitext']:.3f} "
+            f"({o['wikitext'] / self.base['wikitext'] - 1:+.2%}), benign {o['benign']:.3f} ({o['benign'] / self.base['benign'] - 1:+.2%})"
+        )
 
 
 def print_table(heldout: Heldout, columns: list[str], rows: list[tuple[list[str], dict]]) -> None:

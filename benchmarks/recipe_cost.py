@@ -57,14 +57,39 @@ TINY_MEASURED = 63.7e9  # torch FlopCounterMode, one tiny-toxic main step on CPU
 # Public configs; dtype bytes are those of the released checkpoints (from_pretrained loads "auto").
 MODELS: dict[str, tuple[PretrainedConfig, int]] = {
     "gpt2-small": (GPT2Config(n_embd=768, n_layer=12, n_head=12, vocab_size=50257, n_positions=1024), 4),
-    "pythia-70m": (GPTNeoXConfig(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048,
-                                 vocab_size=50304, rotary_pct=0.25, max_position_embeddings=2048), 2),
-    "smollm2-135m": (LlamaConfig(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-                                 intermediate_size=1536, vocab_size=49152, tie_word_embeddings=True,
-                                 max_position_embeddings=8192), 2),
-    "llama-1b": (LlamaConfig(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
-                             intermediate_size=8192, vocab_size=128256, tie_word_embeddings=True, rope_theta=500000.0,
-                             max_position_embeddings=131072), 2),
+    "pythia-70m": (
+        GPTNeoXConfig(
+            hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048, vocab_size=50304, rotary_pct=0.25, max_position_embeddings=2048
+        ),
+        2,
+    ),
+    "smollm2-135m": (
+        LlamaConfig(
+            hidden_size=576,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            intermediate_size=1536,
+            vocab_size=49152,
+            tie_word_embeddings=True,
+            max_position_embeddings=8192,
+        ),
+        2,
+    ),
+    "llama-1b": (
+        LlamaConfig(
+            hidden_size=2048,
+            num_hidden_layers=16,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            intermediate_size=8192,
+            vocab_size=128256,
+            tie_word_embeddings=True,
+            rope_theta=500000.0,
+            max_position_embeddings=131072,
+        ),
+        2,
+    ),
 }
 
 
@@ -145,8 +170,18 @@ def estimate(cfg: DecomposeConfig, config: PretrainedConfig, target_bytes: int, 
         "act_vocab": N * V * (10 + 10 * P),
         "act_ci": 4 * N * ci_io,
     }
-    return Cost(cfg.name, model.num_parameters(), M, sum_c, comp_params, ci_params, N, sum(parts.values()),
-                sum(mem.values()), {**{f"F_{k}": v for k, v in parts.items()}, **{f"M_{k}": v for k, v in mem.items()}})
+    return Cost(
+        cfg.name,
+        model.num_parameters(),
+        M,
+        sum_c,
+        comp_params,
+        ci_params,
+        N,
+        sum(parts.values()),
+        sum(mem.values()),
+        {**{f"F_{k}": v for k, v in parts.items()}, **{f"M_{k}": v for k, v in mem.items()}},
+    )
 
 
 def tiny_toxic(attention: bool) -> Cost:
@@ -160,10 +195,11 @@ def fmt(x: float) -> str:
 
 
 def main() -> None:
-    print("ESTIMATES, not measurements: analytic FLOPs and memory per main step on one H200 "
-          f"(bf16 peak {PEAK / 1e12:.0f} TFLOP/s, {HBM / 1e9:.0f} GB).\n")
-    print("| recipe | model params | matrices | ΣC | component params | CI-fn params | tokens/step "
-          "| est. TFLOP/step | est. memory (GB) | est. s/step at 35% MFU (20% MFU) |")
+    print(f"ESTIMATES, not measurements: analytic FLOPs and memory per main step on one H200 (bf16 peak {PEAK / 1e12:.0f} TFLOP/s, {HBM / 1e9:.0f} GB).\n")
+    print(
+        "| recipe | model params | matrices | ΣC | component params | CI-fn params | tokens/step "
+        "| est. TFLOP/step | est. memory (GB) | est. s/step at 35% MFU (20% MFU) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     details = []
     for name, (config, tbytes) in MODELS.items():
@@ -174,18 +210,22 @@ def main() -> None:
             print(f"| {name} | PATTERN MISMATCH: {e} |")
             continue
         fits = "" if c.memory <= HBM else " ⚠ > 141"
-        print(f"| {name} | {fmt(c.model_params)} | {c.matrices} | {c.sum_c:,} | {fmt(c.comp_params)} "
-              f"| {fmt(c.ci_params)} | {c.tokens:,} | {c.flops / 1e12:.1f} | {c.memory / 1e9:.0f}{fits} "
-              f"| {c.flops / (0.35 * PEAK):.2f} ({c.flops / (0.20 * PEAK):.2f}) |")
+        print(
+            f"| {name} | {fmt(c.model_params)} | {c.matrices} | {c.sum_c:,} | {fmt(c.comp_params)} "
+            f"| {fmt(c.ci_params)} | {c.tokens:,} | {c.flops / 1e12:.1f} | {c.memory / 1e9:.0f}{fits} "
+            f"| {c.flops / (0.35 * PEAK):.2f} ({c.flops / (0.20 * PEAK):.2f}) |"
+        )
         details.append(c)
     print("\nBreakdown (TFLOP; GB):")
     for c in details:
-        print(f"- {c.name}: " + ", ".join(
-            f"{k[2:]} {v / 1e12:.1f}" if k.startswith("F_") else f"{k[2:]} {v / 1e9:.1f}" for k, v in c.parts.items()))
+        print(f"- {c.name}: " + ", ".join(f"{k[2:]} {v / 1e12:.1f}" if k.startswith("F_") else f"{k[2:]} {v / 1e9:.1f}" for k, v in c.parts.items()))
     t, no_att = tiny_toxic(True), tiny_toxic(False)
-    print(f"\nSanity, tiny-toxic (CPU recipe, shared_mlp CI): analytic {t.flops / 1e9:.1f} GFLOP/step "
-          f"({no_att.flops / 1e9:.1f} without attention, which torch's counter does not see on CPU) vs measured "
-          f"{TINY_MEASURED / 1e9:.1f} → ratio {no_att.flops / TINY_MEASURED:.2f}.")
+    print(
+        f"\nSanity, tiny-toxic (CPU recipe, shared_mlp CI): analytic {t.flops / 1e9:.1f} GFLOP/step "
+        f"({no_att.flops / 1e9:.1f} without attention, which torch's counter does not see on CPU) vs measured "
+        f"{TINY_MEASURED / 1e9:.1f} → ratio {no_att.flops / TINY_MEASURED:.2f}."
+    )
+
 
 if __name__ == "__main__":
     main()

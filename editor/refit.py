@@ -92,10 +92,16 @@ def train_refit(
     cap: float,
     l2: float,
     snapshot_every: int,
+    retain_weight_final: float | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[tuple[int, Factors]]:
-    """Adam on (−capped forget loss + retain_weight·KL + l2·‖change‖²); returns (step, factors) every
-    `snapshot_every` steps and at the end. The model's own parameters are not touched."""
+    """Adam on (−capped forget loss + w·KL + l2·‖change‖²); returns (step, factors) every `snapshot_every`
+    steps and at the end. The model's own parameters are not touched.
+
+    w goes geometrically from `retain_weight` to `retain_weight_final` (default: constant): starting gentle
+    and letting the forget loss win more and more, so the snapshots of one run trace the trade-off from
+    small edits to large ones, each close to what a run at its weight would settle on."""
+    final = retain_weight if retain_weight_final is None else retain_weight_final
     model = refit.cm.model
     reference = RetainReference(model, retain)
     opt = torch.optim.Adam(refit.params.values(), lr=lr)
@@ -109,7 +115,8 @@ def train_refit(
                 ids, mask = forget[(step - 1) % len(forget)]
                 forget_loss = capped_forget_loss(model, ids, mask, token_weights, cap)
                 kl = reference.kl(model, (step - 1) % len(retain))
-                loss = -forget_loss + retain_weight * kl + l2 * refit.penalty()
+                weight = retain_weight * (final / retain_weight) ** ((step - 1) / max(steps - 1, 1)) if retain_weight > 0 else final
+                loss = -forget_loss + weight * kl + l2 * refit.penalty()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -116,11 +116,17 @@ def prepare(inputs: ForgetInputs, s: VpdSettings, progress: Progress) -> Prepare
     if not bool((weights > 0).any()):
         weights = torch.ones_like(weights)  # no next token is specific to the forget set: use them all
         warnings.append("no token is markedly more frequent in the forget set than in the retained data; the forget loss counts every token")
-    opt_f, _ = document_batches(tokenizer, sample_texts(forget, s.stats_docs, s.seed + 2), ctx, s.opt_batch_size)
-    opt_r, _ = document_batches(tokenizer, sample_texts(retain, s.stats_docs, s.seed + 3), ctx, s.opt_batch_size)
+    opt_f, opt_r = optimisation_batches(tokenizer, forget, retain, s, ctx)
     search_f, _ = document_batches(tokenizer, sample_texts(forget, s.search_docs, s.seed + 4), ctx, s.batch_size)
     search_r, _ = document_batches(tokenizer, sample_texts(retain, s.search_docs, s.seed + 5), ctx, s.batch_size)
     return Prepared(dec, tokenizer, candidates, weights, opt_f, opt_r, search_f, search_r, forget, warnings, truncated)
+
+
+def optimisation_batches(tokenizer, forget: list[str], retain: list[str], s: VpdSettings, ctx: int) -> tuple[Batches, Batches]:
+    """The forget and retain batches the kinds optimise on (a seeded sample of each)."""
+    opt_f, _ = document_batches(tokenizer, sample_texts(forget, s.stats_docs, s.seed + 2), ctx, s.opt_batch_size)
+    opt_r, _ = document_batches(tokenizer, sample_texts(retain, s.stats_docs, s.seed + 3), ctx, s.opt_batch_size)
+    return opt_f, opt_r
 
 
 def by_module(candidates: list[Candidate]) -> dict[str, Tensor]:

@@ -38,7 +38,8 @@ class RefitSettings(VpdSettings):
     score_batches: PositiveInt = Field(4, description="Forget batches the output-side scores are summed over.")
     steps: PositiveInt = Field(150, description="Adam steps of the learned change.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate of the change.")
-    retain_weight: float = Field(10.0, ge=0, description="Weight of the retain KL against the forget loss.")
+    retain_weight: float = Field(10.0, ge=0, description="Weight of the retain KL against the forget loss (at the start).")
+    retain_weight_final: float | None = Field(None, ge=0, description="Anneal the retain weight geometrically to this by the last step (None: constant).")
     cap: float = Field(8.0, gt=0, description="Each forget-specific token's NLL counts up to this many nats (a suppressed token stops pulling).")
     l2: float = Field(0.0, ge=0, description="Penalty on the squared size of the change.")
     snapshot_every: PositiveInt = Field(10, description="Steps between snapshots checked on the real weights (the trade-off curve).")
@@ -76,6 +77,7 @@ def refit_run(kind: Kind, inputs: ForgetInputs, settings: RefitSettings, strengt
         steps=s.steps,
         lr=s.lr,
         retain_weight=s.retain_weight,
+        retain_weight_final=s.retain_weight_final,
         cap=s.cap,
         l2=s.l2,
         snapshot_every=s.snapshot_every,
