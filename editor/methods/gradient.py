@@ -162,8 +162,9 @@ _HOW = (
     "only the attention and MLP matrices changed. The change is the exact difference of the weights."
 )
 # Measured on tiny-toxic at lr 1e-4 (batch 16): 10 steps barely move the held-out toxic NLL, 40 steps of GA
-# reach about half the gap to tiny-clean with benign tweets ~13% worse; 10..40 spans the useful range.
-SWEEP = (10, 20, 30, 40)
+# reach about half the gap to tiny-clean with benign tweets ~13% worse, 60 all of it at ~20% damage (the
+# validation split); 5..50 in steps of 5 reads the frontier at 0.5–2% damage and at the oracle's.
+SWEEP = (5, 10, 15, 20, 25, 30, 35, 40, 50)
 GA = Method(
     "ga",
     "gradient ascent on the forget set",

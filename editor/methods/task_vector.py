@@ -118,7 +118,7 @@ TASK_VECTOR = Method(
     "negated LoRA task vector fine-tuned on the forget set",
     TaskVectorSettings,
     "alpha",
-    (1.0, 2.0, 4.0),
+    (0.5, 1.0, 1.5, 2.0, 3.0, 4.0),
     _run,
     "A rank-`rank` LoRA was fine-tuned for `steps` steps on the forget set (next-token cross-entropy, lr {lr}); "
     "the edit subtracts alpha times its weight change (task-vector negation, Ilharco et al. 2023).",
