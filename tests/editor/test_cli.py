@@ -142,6 +142,8 @@ def test_sample_dir_without_config(tmp_path):
 def test_split_missing_source(tmp_path):
     out = tmp_path / "data"
     result = invoke("target", "split", "--source", "/nonexistent", "--out", str(out))
+    assert_user_error(result, "--source /nonexistent: no such folder")
+    result = invoke("target", "split", "--source", str(tmp_path), "--out", str(out))
     assert_user_error(result, "missing source files")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
