@@ -35,8 +35,8 @@ def shipped_names() -> list[str]:
     return sorted(p.name for p in MODELS.iterdir() if (p / "config.json").is_file()) if MODELS.is_dir() else []
 
 
-def resolve_model(name_or_path: str | None) -> str:
-    """A local directory for shipped names and paths; hub ids are returned unchanged."""
+def resolve_model(name_or_path: str | None, option: str = "--model") -> str:
+    """A local directory for shipped names and paths; hub ids are returned unchanged. Errors name `option`."""
     name = str(name_or_path or DEFAULT_MODEL)
     shipped = shipped_name(name)
     if shipped:
@@ -44,10 +44,10 @@ def resolve_model(name_or_path: str | None) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise EditorError(f"{path} is not a Hugging Face model directory (no config.json)")
+            raise EditorError(f"{option} {name}: {path} is not a Hugging Face model directory (no config.json)")
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise EditorError(f"no such model directory: {path}")
+        raise EditorError(f"{option} {name}: no such model directory")
     return name
 
 

@@ -101,7 +101,7 @@ def evaluate(
         raise EditorError(f"--detoxify-checkpoint {detoxify_checkpoint}: no such file")
     check_eval_inputs(model, adapter)
     if robustness and oracle and oracle.lower() != "none":
-        resolve_model(oracle)
+        resolve_model(oracle, "--oracle")
 
     from editor.cli.common import settings_from_options
     from editor.model_io import load_for_eval, load_model

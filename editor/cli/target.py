@@ -128,7 +128,10 @@ def sample(
     \b
       editor target sample "The history of the city" --model tiny-clean
     """
-    from editor.model_io import load_model
+    from editor.model_io import load_model, resolve_model
+
+    resolve_model(model)  # before torch loads
+
     from evals.generation import sample as generate
 
     lm, tok = load_model(model)
@@ -154,8 +157,11 @@ def report(
     \b
       editor target report --json
     """
+    from editor.model_io import resolve_model
     from editor.targets.report import render_report, target_report
 
+    for name in models or []:
+        resolve_model(name)  # before torch loads
     result = target_report(models or ["tiny-toxic", "tiny-clean"])
     if as_json:
         emit_json(result)
