@@ -48,7 +48,7 @@ def compare(
     Examples:
 
     \b
-      editor compare --out runs/compare        # about 5 minutes on 2 cores for tiny-toxic
+      editor compare --out runs/compare        # tiny-toxic: 286 s on an idle 2-core machine (README)
       editor compare --set sweep.ga=\\[10,20,30] --set settings.npo.lr=1e-4 --set methods=\\[vpd,npo]
     """
     import time

@@ -43,7 +43,19 @@ COMMANDS = _commands()
 
 def test_command_tree():
     paths = {" ".join(p) for p, _ in COMMANDS}
-    assert {"", "target", "target split", "target tokenizer", "target build", "target sample", "target report"} <= paths
+    assert {"", "target", "target split", "target tokenizer", "target build", "target sample", "target report", "target eval-assets"} <= paths
+
+
+def test_group_help_names_every_command():
+    for path, cmd in COMMANDS:
+        if _is_group(cmd):
+            shown = invoke(*path, "--help").stdout
+            assert all(f"  {name} " in shown for name in cmd.commands), (path, shown)
+
+
+def test_flags_have_no_value_placeholders():
+    for path, _ in COMMANDS:
+        assert "<bool>" not in invoke(*path, "--help").stdout, path
 
 
 @pytest.mark.parametrize("path, cmd", COMMANDS, ids=[" ".join(p) or "editor" for p, _ in COMMANDS])
