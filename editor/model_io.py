@@ -119,6 +119,16 @@ def decomposition_dir(model_name: str | None, decomposition: Path | None) -> Pat
     return DECOMPOSITIONS / shipped
 
 
+def portable_path(path: Path, out: Path) -> str:
+    """A folder as a manifest records it: repository-relative inside this checkout, else relative to the output `out`."""
+    from editor.paths import ROOT
+
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(ROOT):
+        return str(resolved.relative_to(ROOT))
+    return os.path.relpath(resolved, Path(out).resolve())
+
+
 def load_decomposition_for(model, model_name: str | None, decomposition: Path | None):
     """The decomposition to use with `model`: the given directory, else the shipped one for a shipped model."""
     from decompose.io import load_decomposition

@@ -61,7 +61,7 @@ def forget(
     from editor.forget import method_settings
     from editor.methods import get_method
     from editor.methods.base import Progress
-    from editor.model_io import decomposition_dir, load_decomposition_for, load_model, portable_name
+    from editor.model_io import decomposition_dir, load_decomposition_for, load_model, portable_name, portable_path
 
     m = get_method(method)
     settings = method_settings(m, strength, sets)
@@ -81,6 +81,8 @@ def forget(
 
         report = Progress(status=lambda message: bar.update(task, status=message), step=step)
         edit = run_forget(m.name, lm, tok, forget_data, retain_data, settings, decomposition=dec, source=portable_name(model, dest), progress=report)
+    if edit.decomposition and dec_dir is not None:
+        edit.decomposition["path"] = portable_path(dec_dir, dest)  # no absolute path of this machine in edit.json
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:

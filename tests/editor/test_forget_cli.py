@@ -92,6 +92,7 @@ def test_forget_writes_the_edit_and_its_report(forgotten: Forgotten, workspace: 
     assert m["settings"]["max_components"] == 3 and m["settings"]["max_retain_kl"] is None
     assert m["data"]["forget"]["documents"] == 200 and m["data"]["retain"]["documents"] == 300
     assert m["data"]["forget"]["source"] == str(workspace.toxic)
+    assert (out / m["decomposition"]["path"]).resolve() == workspace.dec.resolve()  # relative to the output, portable
     dec_manifest = json.loads((workspace.dec / "decomposition.json").read_text())
     assert m["model"]["fingerprint_before"] == dec_manifest["model"]["fingerprint"] != m["model"]["fingerprint_after"]
     assert m["search"]["final"]["removed"] == 3 == m["search"]["curve"][-1]["removed"]
