@@ -265,3 +265,15 @@ def test_components_lists_the_most_active(workspace):
         assert all(isinstance(t, str) for t in r["fires_on"] + r["promotes"])
     assert [r["mean_ci"] for r in rows] == sorted((r["mean_ci"] for r in rows), reverse=True)
     assert len({(r["module"], r["index"]) for r in rows}) == 5
+
+
+def test_components_table_goes_to_stdout_whole_when_piped(workspace):
+    """Not a terminal (a pipe, a file): a markdown table on stdout with every module name in full."""
+    result = invoke("components", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic, "--top", "4")
+    assert result.exit_code == 0, result.output
+    assert_clean(result)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| model.layers.")]
+    assert len(rows) == 4
+    modules = {m["name"] for m in json.loads((workspace.dec / "decomposition.json").read_text())["modules"]}
+    assert all(row.split(" | ")[0].removeprefix("| ") in modules for row in rows)  # never cut to "model.layers.1…"
+    assert "model.layers." not in result.stderr
