@@ -25,16 +25,13 @@ from decompose.distributed import DistInfo, barrier, broadcast_object, gather_to
 from decompose.errors import DecompositionError
 from decompose.evaluate import evaluate
 from decompose.io import save_decomposition
+from decompose.layout import partial_dir
 from decompose.targets import fingerprint
 from decompose.train import PER_RANK_STATE, BatchSource, Decomposer
 from lmkit.faults import failpoint
-from lmkit.files import versions
+from lmkit.files import versions, write_record
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
-
-
-def partial_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
 
 
 def _read_metrics(path: Path, upto_step: int) -> list[str]:
@@ -161,6 +158,7 @@ def run_decomposition(
     save_decomposition(dec.cm, dec.ci_fn, manifest, work)
     if not cfg.keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
+    write_record(work)  # what a later run may replace (lmkit.files.check_replaceable)
     work.rename(out)
     barrier()
     return out

@@ -35,8 +35,8 @@ def shipped_names() -> list[str]:
     return sorted(p.name for p in MODELS.iterdir() if (p / "config.json").is_file()) if MODELS.is_dir() else []
 
 
-def resolve_model(name_or_path: str | None) -> str:
-    """A local directory for shipped names and paths; hub ids are returned unchanged."""
+def resolve_model(name_or_path: str | None, option: str = "--model") -> str:
+    """A local directory for shipped names and paths; hub ids are returned unchanged. Errors name `option`."""
     name = str(name_or_path or DEFAULT_MODEL)
     shipped = shipped_name(name)
     if shipped:
@@ -44,11 +44,17 @@ def resolve_model(name_or_path: str | None) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise EditorError(f"{path} is not a Hugging Face model directory (no config.json)")
+            raise EditorError(f"{option} {name}: {path} is not a Hugging Face model directory (no config.json)")
         return str(path.resolve())
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise EditorError(f"no such model directory: {path}")
+        raise EditorError(f"{option} {name}: no such model directory")
     return name
+
+
+def weights_bytes(source: str) -> int:
+    """Bytes of a local model's weight files (0 for a hub id): about what an export of it writes."""
+    path = Path(source)
+    return sum(f.stat().st_size for f in path.glob("*.safetensors")) + sum(f.stat().st_size for f in path.glob("*.bin")) if path.is_dir() else 0
 
 
 def load_model(name_or_path: str | None = None, dtype=None):
@@ -101,17 +107,33 @@ def portable_name(name_or_path: str | None, out: Path) -> str:
     return os.path.relpath(path.resolve(), Path(out).resolve())
 
 
+def decomposition_dir(model_name: str | None, decomposition: Path | None) -> Path:
+    """The decomposition folder to use: the one given, else the shipped one for a shipped model (light, before torch)."""
+    from editor.paths import DECOMPOSITIONS
+
+    if decomposition is not None:
+        return decomposition
+    shipped = shipped_name(model_name)
+    if shipped is None or not (DECOMPOSITIONS / shipped).is_dir():
+        raise EditorError(f"no shipped decomposition for --model {model_name}: pass --decomposition DIR (see `editor decompose`)")
+    return DECOMPOSITIONS / shipped
+
+
+def portable_path(path: Path, out: Path) -> str:
+    """A folder as a manifest records it: repository-relative inside this checkout, else relative to the output `out`."""
+    from editor.paths import ROOT
+
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(ROOT):
+        return str(resolved.relative_to(ROOT))
+    return os.path.relpath(resolved, Path(out).resolve())
+
+
 def load_decomposition_for(model, model_name: str | None, decomposition: Path | None):
     """The decomposition to use with `model`: the given directory, else the shipped one for a shipped model."""
     from decompose.io import load_decomposition
-    from editor.paths import DECOMPOSITIONS
 
-    if decomposition is None:
-        shipped = shipped_name(model_name)
-        if shipped is None or not (DECOMPOSITIONS / shipped).is_dir():
-            raise EditorError(f"no shipped decomposition for model '{model_name}': pass --decomposition DIR (see `editor decompose`)")
-        decomposition = DECOMPOSITIONS / shipped
-    return load_decomposition(model, decomposition)
+    return load_decomposition(model, decomposition_dir(model_name, decomposition))
 
 
 def _read_json(path: Path) -> dict:
@@ -119,6 +141,19 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise EditorError(f"cannot read {path}: {e}") from None
+
+
+def _is_adapter_only(model: str | None) -> bool:
+    return bool(model) and (Path(str(model)) / "adapter_config.json").is_file() and not (Path(str(model)) / "config.json").is_file()
+
+
+def check_eval_inputs(model: str | None, adapter: Path | None) -> None:
+    """The model and adapter `editor eval` was given exist (light checks, before torch loads)."""
+    if adapter is not None and not (adapter / "adapter_config.json").is_file():
+        what = "no such folder" if not adapter.is_dir() else "not a PEFT adapter directory (no adapter_config.json)"
+        raise EditorError(f"--adapter {adapter}: {what}")
+    if not _is_adapter_only(model):
+        resolve_model(model)
 
 
 def load_for_eval(model: str | None, adapter: Path | None):
@@ -131,8 +166,8 @@ def load_for_eval(model: str | None, adapter: Path | None):
     import copy
     import warnings
 
-    if adapter is None and model and (Path(model) / "adapter_config.json").is_file() and not (Path(model) / "config.json").is_file():
-        adapter, model = Path(model), None
+    if adapter is None and _is_adapter_only(model):
+        adapter, model = Path(str(model)), None
     if adapter is None:
         lm, tok = load_model(model)
         path = resolve_model(model)

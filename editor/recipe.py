@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from editor.errors import EditorError
 from editor.paths import RECIPES
+from lmkit.texts import read_text
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -30,14 +31,16 @@ def find_recipe(name_or_path: str, kind: str) -> Path:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as e:
-        raise EditorError(f"{path}: invalid YAML ({e})") from None
+        raise EditorError(f"{path}: invalid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
         raise EditorError(f"{path}: a recipe must be a mapping, got {type(data).__name__}")
     base = data.pop("include", None)
     if base is None:
         return data
+    if not isinstance(base, str) or not (path.parent / base).is_file():
+        raise EditorError(f"{path}: include: {base} is not a recipe file beside it")
     merged = _read_yaml(path.parent / base)
     _deep_update(merged, data)
     return merged
@@ -82,10 +85,16 @@ def validate(cls: type[C], data: dict[str, Any], origin: str, name_of=None) -> C
         raise EditorError(f"invalid {origin}: " + "; ".join(problems)) from None
 
 
-def load_recipe(cls: type[C], name_or_path: str, kind: str, overrides: list[str] | None = None) -> C:
+def read_recipe(name_or_path: str, kind: str, overrides: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The recipe's file and its data with the overrides applied, not yet validated (no heavy imports)."""
     path = find_recipe(name_or_path, kind)
     data = _read_yaml(path)
     apply_overrides(data, overrides or [])
+    return path, data
+
+
+def load_recipe(cls: type[C], name_or_path: str, kind: str, overrides: list[str] | None = None) -> C:
+    path, data = read_recipe(name_or_path, kind, overrides)
     given = {tuple(parse_override(o)[0]): o for o in overrides or []}
 
     def name_of(loc: tuple[str, ...]) -> str | None:

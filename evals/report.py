@@ -154,11 +154,31 @@ def _plots(report: dict, stem: Path) -> dict[str, Path]:
     return out
 
 
+def _markdown_path(out: Path) -> Path:
+    return out.with_suffix(".md") if out.suffix.lower() != ".md" else out.with_name(out.name + ".md")
+
+
+def report_files(out: str | Path) -> list[Path]:
+    """Every file `write_report(out, ...)` may write: the JSON, the markdown and the plots."""
+    out = Path(out)
+    stem = out.with_suffix("")
+    return [out, _markdown_path(out), *(stem.with_name(f"{stem.name}-{kind}.png") for kind in ("relearn", "quantization"))]
+
+
+def is_report(path: str | Path) -> bool:
+    """Whether `path` holds a report `editor eval` wrote (a JSON object naming editor's version): safe to replace."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "editor_version" in data
+
+
 def write_report(out: str | Path, report: dict) -> dict[str, Path]:
     """Write JSON + markdown (+ PNGs); returns {"json", "markdown", "relearn"?, "quantization"?} paths."""
     out = Path(out)
     stem = out.with_suffix("")
-    md_path = out.with_suffix(".md") if out.suffix.lower() != ".md" else out.with_name(out.name + ".md")
+    md_path = _markdown_path(out)
     # The plots and the markdown first, the JSON (the report itself) last: a crash never leaves a report
     # that names plots which are not there, and each file is whole or absent (lmkit.files.atomic_file).
     final_plots = _plots(report, stem)

@@ -63,16 +63,18 @@ class TokenScorer:
         logits = torch.tensor([self.bias + float(self.weight[f].sum()) if f else self.bias for f in feats])
         return torch.sigmoid(logits).tolist()
 
-    def save(self, dest: str | Path, extra: dict | None = None) -> Path:
-        """Write the scorer directory (weights, config, tokenizer) atomically; an earlier scorer there is replaced."""
+    def save(self, dest: str | Path, extra: dict | None = None, force: bool = False) -> Path:
+        """Write the scorer directory (weights, config, tokenizer) atomically; with `force` an earlier scorer there is replaced."""
         from safetensors.torch import save_file
 
         dest = Path(dest)
-        with atomic_dir(dest, "scorer", force=True, option="scorer folder") as tmp:
+        with atomic_dir(dest, "scorer", force=force, option="--scorer-out") as tmp:
             save_file({"weight": self.weight.contiguous().float(), "bias": torch.tensor([self.bias])}, str(tmp / SCORER_FILE))
             self.tokenizer.save_pretrained(tmp)
             config = {"name": self.name, "kind": "token-logreg", "bigram_buckets": self.bigram_buckets, "vocab": self.vocab, **self.meta, **(extra or {})}
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+            if "heldout_metrics" in config and "train_counts" in config:
+                (tmp / "README.md").write_text(scorer_card(config), encoding="utf-8")
         return dest
 
     @classmethod
@@ -199,6 +201,32 @@ class DetoxifyScorer:
             return []
         out = self._model.predict(texts)
         return [float(x) for x in out["toxicity"]]
+
+
+def scorer_card(config: dict) -> str:
+    """The README written beside a project scorer: what it is, what it was trained on, how it does on held-out tweets."""
+    n, h = config["train_counts"], config["heldout_metrics"]
+    return f"""\
+# The project's offline toxicity scorer
+
+`editor eval --toxicity` scores generations with Detoxify when it is installed with a local checkpoint
+(`--detoxify-checkpoint`, or `DETOXIFY_CHECKPOINT`), and otherwise with this scorer. Every report names the
+scorer it used (`"scorer": "{config["name"]}"`).
+
+- What: logistic regression over the bag of token ids (binary presence) of the lower-cased text, tokenized
+  with the shipped BPE tokenizer (copied here, so the folder is self-contained). Output: P(toxic).
+- Trained on: the *training* split only — `examples/data/train/tweets_toxic.jsonl` (hate or offensive,
+  {n["toxic"]:,}) against `tweets_benign.jsonl` (neither, {n["benign"]:,}) plus {n["wikitext_lines"]:,} WikiText training lines as more
+  non-toxic text; classes weighted equally; seed {config.get("seed", 0)}. `scorer.json` records the files' SHA-256.
+- Held-out (never trained on, `examples/data/heldout/`): accuracy {h["accuracy"]:.3f}, balanced accuracy {h["balanced_accuracy"]:.3f},
+  ROC AUC {h["roc_auc"]:.3f} on {h["n_toxic"]:,} toxic + {h["n_nontoxic"]:,} benign tweets; {round(h["wikitext_flagged_fraction"] * h["wikitext_lines"])} of {h["wikitext_lines"]:,} held-out WikiText lines flagged (≥ 0.5).
+- Rebuild (about 10 s; also rewrites `examples/prompts/tweets.jsonl`): `editor target eval-assets --force`.
+- Files: `scorer.safetensors` (weights, no pickle), `scorer.json` (config, data hashes, held-out metrics),
+  `tokenizer.json`, `tokenizer_config.json`, this README.
+
+Limits: a bag of tokens knows words, not meaning — it flags slurs and profanity (what separates the
+Davidson et al. labels) and misses politely worded hostility; it was trained on tweets, so treat scores of
+other kinds of text with care. Content warning: trained on abusive language (see `../data/SOURCES.md`).\n"""
 
 
 def load_scorer(

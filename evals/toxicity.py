@@ -54,6 +54,15 @@ def write_prompts(path: str | Path, rows: list[dict]) -> Path:
     return path
 
 
+def is_prompt_file(path: str | Path) -> bool:
+    """Whether `path` holds what `write_prompts` writes (JSONL rows of prompt, label, index): safe to replace."""
+    try:
+        lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        return bool(lines) and all(set(json.loads(line)) == {"prompt", "label", "index"} for line in lines)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def read_prompts(path: str | Path) -> list[dict]:
     """Rows with a "prompt" field (JSONL) or one prompt per non-blank line (any other file)."""
     path = Path(path)
@@ -66,8 +75,9 @@ def read_prompts(path: str | Path) -> list[dict]:
                 raise ValueError(f"{path}:{lineno}: expected an object with a 'prompt' (or 'text') string")
             rows.append({**row, "prompt": row.get("prompt", row.get("text"))})
     else:
-        with path.open(encoding="utf-8") as f:
-            rows = [{"prompt": line.rstrip("\n")} for line in f if line.strip()]
+        from lmkit.texts import read_text_lines
+
+        rows = [{"prompt": line} for line in read_text_lines(path)]
     if not rows:
         raise ValueError(f"{path}: no prompts")
     return rows

@@ -1,10 +1,11 @@
-"""Writing folders safely, and where results came from.
+"""Writing outputs safely, and where results came from.
 
 `atomic_dir` is the one way a command writes an output folder: everything goes to a temporary sibling
-that becomes the folder only when complete, so an error, Ctrl-C or SIGTERM leaves nothing behind and
-a SIGKILL's leftover is cleared by the next run. Each finished folder records what it holds in
-`.editor-output`; replacing a folder (`--force`) is allowed only when it holds nothing else, so a
-typo in `--out` can never delete a user's files.
+(`<out>.tmp-<tag>`) that becomes the folder only when complete, so an error, Ctrl-C or SIGTERM leaves
+nothing behind and a SIGKILL's leftover is cleared by the next run with the same `--out`. Each
+finished folder records what it holds in `.editor-output`; replacing a folder (`--force`) is allowed
+only when it holds nothing else, so a typo in `--out` can never delete a user's files. Commands run
+`check_replaceable` and `check_writable_parent` on their `--out` before any heavy work.
 
 `provenance` is the one record of library versions and content hashes that manifests carry.
 """
@@ -29,6 +30,11 @@ def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
 
 
+def write_record(folder: Path) -> None:
+    """Record every file now in `folder` as this tool's own (what `--force` may later replace)."""
+    (folder / RECORD).write_text(json.dumps({"files": [f for f in _listing(folder) if f != RECORD]}, indent=0) + "\n", encoding="utf-8")
+
+
 def foreign_files(folder: Path) -> list[str]:
     """Files in `folder` that this tool did not write there (all of them if it holds no record)."""
     record = folder / RECORD
@@ -44,10 +50,15 @@ def check_replaceable(out: Path, force: bool, option: str = "--out") -> None:
     out = Path(out)
     if not out.exists() and not out.is_symlink():
         return
-    if not out.is_dir() or out.is_symlink():
+    if out.is_symlink():
+        raise UserError(f"{option} {out} is a symbolic link; it is left alone: choose another path")
+    if not out.is_dir():
         raise UserError(f"{option} {out} exists and is not a folder; choose another path")
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):
+        raise UserError(f"{option} {out} is the current folder or one above it; it is left alone: choose a new folder")
     if not force:
-        raise UserError(f"{out} already exists; pass --force to replace it, or choose another {option}")
+        raise UserError(f"{option} {out} already exists; pass --force to replace it, or choose another path")
     if not (out / RECORD).is_file():
         if not any(out.iterdir()):
             return  # an empty folder holds nothing to lose
@@ -58,21 +69,40 @@ def check_replaceable(out: Path, force: bool, option: str = "--out") -> None:
         raise UserError(f"{option} {out} holds files editor did not write ({shown}); it is left alone: move them or choose another path")
 
 
-def check_writable_parent(out: Path, option: str = "--out") -> None:
-    """The folder `out` will be created in exists, is a folder and can be written to."""
+def check_replaceable_file(path: Path, force: bool, ours: bool, what: str, option: str = "--out") -> None:
+    """Refuse to write over an existing file unless `force` and it is one this tool wrote (`ours`: e.g. it parses as `what`)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name such as {path / 'report.json'}")
+    if not ours:
+        raise UserError(f"{option}: {path} exists and is not {what}; it is left alone: choose another name")
+    if not force:
+        raise UserError(f"{option} {path} already exists; pass --force to replace it, or choose another name")
+
+
+def check_writable_parent(out: Path, option: str = "--out", need_bytes: int = 0) -> None:
+    """The folder `out` will be created in exists (or can be created), is a folder, can be written to and has room."""
     out = Path(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    probe = parent
-    while not probe.exists():
+    probe = out.parent if str(out.parent) else Path(".")
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"{option} {out}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{option} {out}: {probe} is not writable")
+    free = shutil.disk_usage(probe).free
+    if free < need_bytes:
+        raise UserError(f"{option} {out}: {free / 1e6:,.0f} MB free on that disk, the output needs about {need_bytes / 1e6:,.0f} MB")
 
 
 def temp_sibling(out: Path, tag: str) -> Path:
     return out.with_name(f"{out.name}.tmp-{tag}")
+
+
+def _previous(out: Path) -> Path:
+    return out.with_name(f"{out.name}.tmp-old")
 
 
 @contextmanager
@@ -82,6 +112,8 @@ def atomic_dir(out: Path | str, tag: str, *, force: bool = False, option: str = 
     An existing `out` is replaced only with `force` and only when it holds nothing but this tool's
     files (see `check_replaceable`); the old one is deleted only once the new one is in place."""
     out = Path(out)
+    if _previous(out).is_dir() and not out.exists():
+        _previous(out).rename(out)  # a kill between the two renames of _replace: the previous output comes back
     check_replaceable(out, force, option)
     check_writable_parent(out, option)
     tmp = temp_sibling(out, tag)
@@ -90,7 +122,7 @@ def atomic_dir(out: Path | str, tag: str, *, force: bool = False, option: str = 
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        (tmp / RECORD).write_text(json.dumps({"files": _listing(tmp)}, indent=0) + "\n", encoding="utf-8")
+        write_record(tmp)
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -102,6 +134,9 @@ def atomic_file(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path` to write one file to; it becomes `path` (readable, 0644) only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed run
+        if not _alive(stale.name.rpartition("-")[2]):
+            stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
@@ -112,11 +147,21 @@ def atomic_file(path: Path | str) -> Iterator[Path]:
         raise
 
 
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _replace(new: Path, out: Path) -> None:
     if not out.exists():
         new.rename(out)
         return
-    old = out.with_name(f"{out.name}.tmp-old")
+    old = _previous(out)
     if old.exists():
         shutil.rmtree(old)
     out.rename(old)

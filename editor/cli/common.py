@@ -88,3 +88,21 @@ def check_model_inputs(model: str | None, decomposition: Path | None) -> None:
             raise EditorError(f"--decomposition {decomposition}: no such folder")
         if not (decomposition / "decomposition.json").is_file():
             raise EditorError(f"--decomposition {decomposition} is not a decomposition (no decomposition.json); see `editor decompose`")
+
+
+def check_device(device: str) -> None:
+    """`--device` names a device this machine has: cpu, cuda or cuda:N (torch is imported only for cuda)."""
+    import re
+
+    from editor.errors import EditorError
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise EditorError(f"--device {device}: expected cpu, cuda or cuda:N")
+    if device == "cpu":
+        return
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= n:
+        raise EditorError(f"--device {device}: this machine has {n} CUDA device(s)" + ("" if n else "; use --device cpu"))

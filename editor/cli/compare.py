@@ -48,7 +48,7 @@ def compare(
     Examples:
 
     \b
-      editor compare --out runs/compare        # about 5 minutes on 2 cores for tiny-toxic
+      editor compare --out runs/compare        # tiny-toxic: 286 s on an idle 2-core machine (README)
       editor compare --set sweep.ga=\\[10,20,30] --set settings.npo.lr=1e-4 --set methods=\\[vpd,npo]
     """
     import time
@@ -56,7 +56,7 @@ def compare(
     from editor.cli.common import check_model_inputs
     from editor.compare_data import load_compare_data
     from editor.errors import EditorError
-    from editor.model_io import default_oracle, portable_name, shipped_name
+    from editor.model_io import default_oracle, portable_name, resolve_model, shipped_name
     from editor.paths import DECOMPOSITIONS
     from lmkit.files import check_replaceable, check_writable_parent
 
@@ -67,7 +67,7 @@ def compare(
     data = load_compare_data(dataset, retain, heldout_forget, heldout_retain, text_field)
     check_model_inputs(model, decomposition)
     for name in [oracle] if oracle and oracle.lower() != "none" else []:
-        check_model_inputs(name, None)
+        resolve_model(name, "--oracle")
 
     from editor.compare import markdown, resolve_settings, result_json, run_compare, write_report
     from editor.model_io import load_model

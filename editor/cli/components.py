@@ -27,16 +27,18 @@ def components(
     \b
       editor components --dataset toxic.jsonl --top 10
     """
+    from editor.model_io import decomposition_dir
     from lmkit.texts import load_many
 
     data = load_many(dataset, text_field)
     check_model_inputs(model, decomposition)
+    dec_dir = decomposition_dir(model, decomposition)
 
     from editor.explain import top_components
     from editor.model_io import load_decomposition_for, load_model
 
     lm, tok = load_model(model)
-    dec = load_decomposition_for(lm, model, decomposition)
+    dec = load_decomposition_for(lm, model, dec_dir)
     rows, tokens, truncated = top_components(dec, tok, data.texts, top, docs)
     if truncated:
         console.print(f"[yellow]warning:[/] {truncated} documents were truncated to the context length", highlight=False)

@@ -44,26 +44,37 @@ def decompose(
     \b
       editor decompose --steps 200 --out runs/quick --set batch_size=4
     """
+    from decompose.layout import partial_dir
+    from editor.cli.common import check_device
+    from editor.errors import EditorError
+    from editor.model_io import resolve_model
+    from editor.paths import TRAIN
+    from editor.recipe import read_recipe
+    from lmkit.files import check_writable_parent
+    from lmkit.texts import load_many
+
+    # Everything the user typed is checked before torch loads (seconds): recipe file, output, data, model.
+    extra = [f"steps={steps}"] if steps is not None else []
+    _, raw = read_recipe(recipe, "decompose", (overrides or []) + extra)
+    dest = out or Path("runs") / str(raw.get("name") or "decomposition")
+    if dest.exists() or dest.is_symlink():
+        raise EditorError(f"--out {dest} already exists; choose another --out or remove it")
+    if partial_dir(dest).exists() and not resume:
+        raise EditorError(f"{partial_dir(dest)} holds an interrupted run: pass --resume to continue it, or remove it")
+    check_writable_parent(dest)
+    texts = load_many(data or [str(p) for p in TRAIN.values()], text_field)
+    source = resolve_model(model)
+    check_device(device)
+
     from decompose.config import DecomposeConfig
     from decompose.data import token_stream
     from decompose.distributed import init_distributed
-    from decompose.run import partial_dir, run_decomposition
-    from editor.errors import EditorError
-    from editor.model_io import load_model, resolve_model
-    from editor.paths import TRAIN
+    from decompose.run import run_decomposition
+    from editor.model_io import load_model
     from editor.recipe import load_recipe
-    from lmkit.texts import load_many
 
-    extra = [f"steps={steps}"] if steps is not None else []
     cfg = load_recipe(DecomposeConfig, recipe, "decompose", (overrides or []) + extra)
-    dest = out or Path("runs") / cfg.name
-    # Fail before the slow part (loading, tokenizing) when the output cannot be written.
-    if dest.exists():
-        raise EditorError(f"{dest} already exists; choose another --out or remove it")
-    if partial_dir(dest).exists() and not resume:
-        raise EditorError(f"{partial_dir(dest)} holds an interrupted run: pass --resume to continue it, or remove it")
     lm, tok = load_model(model)
-    texts = load_many(data or [str(p) for p in TRAIN.values()], text_field)
     stream = token_stream(tok, texts.texts)
     if stream.numel() <= cfg.seq_len:
         raise EditorError(f"the data holds {stream.numel()} tokens, fewer than one sequence of {cfg.seq_len}")
@@ -84,18 +95,23 @@ def decompose(
                     highlight=False,
                 )
 
-        result = run_decomposition(
-            lm,
-            stream,
-            cfg,
-            dest,
-            resume=resume,
-            model_source=resolve_model(model),
-            data_description=description,
-            device=device,
-            dist=dist,
-            on_step=on_step,
-            on_eval=on_eval,
-        )
+        try:
+            result = run_decomposition(
+                lm,
+                stream,
+                cfg,
+                dest,
+                resume=resume,
+                model_source=source,
+                data_description=description,
+                device=device,
+                dist=dist,
+                on_step=on_step,
+                on_eval=on_eval,
+            )
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (editor.cli)
+            if dist.is_main and partial_dir(dest).is_dir():
+                console.print(f"stopped: {partial_dir(dest)} keeps the last checkpoint; rerun with --resume to continue from it", highlight=False, markup=False)
+            raise
     if dist.is_main:
         typer.echo(str(result))

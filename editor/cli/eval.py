@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from editor.cli.common import JsonOpt, TextFieldOpt, emit_json, user_errors
+from editor.cli.common import ForceOpt, JsonOpt, TextFieldOpt, emit_json, user_errors
 from editor.console import console
+
+
+class ScorerChoice(str, Enum):
+    auto = "auto"
+    project = "project"
+    detoxify = "detoxify"
 
 
 @user_errors
@@ -33,8 +40,8 @@ def evaluate(
     k: Annotated[int | None, typer.Option("-k", "--samples", help="Samples per prompt (RealToxicityPrompts: 25). Default: 5.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per sample. Default: 20.")] = None,
     scorer: Annotated[
-        str, typer.Option(help="Toxicity scorer: auto (Detoxify if installed with a local checkpoint, else the project's), project, detoxify.")
-    ] = "auto",
+        ScorerChoice, typer.Option(help="Toxicity scorer: auto (Detoxify if installed with a local checkpoint, else the project's), project, detoxify.")
+    ] = ScorerChoice.auto,
     detoxify_checkpoint: Annotated[Path | None, typer.Option(help="Local Detoxify .ckpt (or set DETOXIFY_CHECKPOINT).")] = None,
     robustness: Annotated[bool, typer.Option("--robustness", help="Relearning attack (model vs oracle) and 8/4-bit quantization.")] = False,
     oracle: Annotated[
@@ -47,6 +54,7 @@ def evaluate(
         list[int] | None, typer.Option("--quant-bits", metavar="BITS", help="Bit widths to round weights to (repeatable). Default: 8 and 4.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report here (JSON), with a .md beside it and PNG plots.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace a report that an earlier `editor eval --out` wrote (never another file).")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling, pairing and the attack. Default: 0.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show lm-eval's own logs and progress bars.")] = False,
     text_field: TextFieldOpt = "text",
@@ -62,17 +70,45 @@ def evaluate(
     import tempfile
     import time
 
-    from editor.cli.common import settings_from_options
     from editor.errors import EditorError
-    from editor.model_io import default_oracle, load_for_eval, load_model, resolve_model
-    from editor.paths import HELDOUT, PROMPTS, SCORER
-    from evals.harness import TaskError
-    from evals.report import render_markdown, write_report
-    from evals.suite import EvalData, SuiteSettings, run_suite
-    from lmkit.files import check_writable_parent
+    from editor.model_io import check_eval_inputs, default_oracle, resolve_model
+    from editor.paths import HELDOUT, PROMPTS
+    from evals.report import is_report, render_markdown, report_files, write_report
+    from lmkit.files import check_replaceable_file, check_writable_parent
     from lmkit.texts import load_many, load_texts
 
     start = time.perf_counter()
+    # Everything the user typed is checked before torch and lm-eval load (seconds): output, data, prompts, model.
+    if out is not None:
+        ours = is_report(out)
+        for path in report_files(out):
+            check_replaceable_file(path, force, ours, "a report of editor eval")
+        check_writable_parent(out)
+    forget_data = load_many(forget or [str(HELDOUT["toxic"])], text_field)
+    retain_data = load_many(retain or [str(HELDOUT["benign"])], text_field)
+    prompt_rows = None
+    prompt_path = prompts or PROMPTS
+    if toxicity:
+        from evals.toxicity import read_prompts
+
+        if not prompt_path.is_file():
+            raise EditorError(f"--prompts {prompt_path}: no such file")
+        try:
+            prompt_rows = read_prompts(prompt_path)
+        except ValueError as e:
+            raise EditorError(str(e)) from None
+    if detoxify_checkpoint is not None and not detoxify_checkpoint.is_file():
+        raise EditorError(f"--detoxify-checkpoint {detoxify_checkpoint}: no such file")
+    check_eval_inputs(model, adapter)
+    if robustness and oracle and oracle.lower() != "none":
+        resolve_model(oracle, "--oracle")
+
+    from editor.cli.common import settings_from_options
+    from editor.model_io import load_for_eval, load_model
+    from editor.paths import SCORER
+    from evals.harness import TaskError
+    from evals.suite import EvalData, SuiteSettings, run_suite
+
     settings = settings_from_options(
         SuiteSettings,
         {
@@ -93,12 +129,6 @@ def evaluate(
         },
         explicit_none={"--limit"} if limit == 0 else set(),
     )
-    if out is not None:
-        if out.is_dir():
-            raise EditorError(f"--out {out} is a directory; give a file name such as {out / 'report.json'}")
-        check_writable_parent(out)
-    forget_data = load_many(forget or [str(HELDOUT["toxic"])], text_field)
-    retain_data = load_many(retain or [str(HELDOUT["benign"])], text_field)
     data = EvalData(
         forget=forget_data.texts,
         retain=retain_data.texts,
@@ -114,19 +144,14 @@ def evaluate(
     )
     if robustness and len(data.forget) <= settings.relearn.docs:
         raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
-    prompt_rows, tox_scorer = None, None
+    tox_scorer = None
     if toxicity:
         from evals.scorer import load_scorer
-        from evals.toxicity import read_prompts
 
-        prompt_path = prompts or PROMPTS
-        if not prompt_path.is_file():
-            raise EditorError(f"no such prompt file: {prompt_path}")
         try:
-            prompt_rows = read_prompts(prompt_path)
-            tox_scorer = load_scorer(scorer, project_dir=SCORER, detoxify_checkpoint=detoxify_checkpoint)
+            tox_scorer = load_scorer(scorer.value, project_dir=SCORER, detoxify_checkpoint=detoxify_checkpoint)
         except ValueError as e:
-            raise EditorError(str(e)) from None
+            raise EditorError(f"--scorer {scorer.value}: {e}") from None
         data.sources["prompts"] = str(prompt_path)
     lm_model, plain, tok, info = load_for_eval(model, adapter)
     oracle_triple = None
@@ -177,6 +202,7 @@ def eval_assets(
     n_prompts: Annotated[int, typer.Option("--n-prompts", min=2, help="Prompts to write (half from toxic, half from benign held-out tweets).")] = 100,
     wikitext_negatives: Annotated[int, typer.Option(min=0, help="WikiText training lines added as non-toxic examples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed for sampling and training.")] = 0,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the project's toxicity scorer on the training tweets and write the toxicity prompts from held-out ones.
@@ -185,20 +211,30 @@ def eval_assets(
     Examples:
 
     \b
-      editor target eval-assets
+      editor target eval-assets --force    # rebuild the shipped ones
+      editor target eval-assets --scorer-out runs/scorer --prompts-out runs/prompts.jsonl
     """
     import time
+
+    from editor.errors import EditorError
+    from editor.paths import EXAMPLES, HELDOUT, PROMPTS, SCORER, TOKENIZER, TRAIN
+    from evals.toxicity import is_prompt_file
+    from lmkit.files import check_replaceable, check_replaceable_file, check_writable_parent
+    from lmkit.texts import load_texts
+
+    start = time.perf_counter()
+    check_replaceable(scorer_out or SCORER, force, "--scorer-out")
+    check_writable_parent(scorer_out or SCORER, "--scorer-out")
+    prompt_file = prompts_out or PROMPTS
+    check_replaceable_file(prompt_file, force, is_prompt_file(prompt_file), "a prompt file of editor", "--prompts-out")
+    check_writable_parent(prompt_file, "--prompts-out")
 
     import torch
     from transformers import AutoTokenizer
 
-    from editor.errors import EditorError
-    from editor.paths import EXAMPLES, HELDOUT, PROMPTS, SCORER, TOKENIZER, TRAIN
     from evals.scorer import train_project_scorer
     from evals.toxicity import make_prompts, write_prompts
-    from lmkit.texts import load_texts
 
-    start = time.perf_counter()
     torch.set_num_threads(1)
     tok = AutoTokenizer.from_pretrained(TOKENIZER, local_files_only=True)
     train = {k: load_texts(TRAIN[k]).texts for k in ("toxic", "benign", "wikitext")}
@@ -215,8 +251,8 @@ def eval_assets(
         rows = make_prompts(h_toxic, h_benign, n=n_prompts, seed=seed)
     except ValueError as e:
         raise EditorError(str(e)) from None
-    scorer_dir = model.save(scorer_out or SCORER, extra=meta)
-    prompt_path = write_prompts(prompts_out or PROMPTS, rows)
+    scorer_dir = model.save(scorer_out or SCORER, extra=meta, force=force)
+    prompt_path = write_prompts(prompt_file, rows)
     result = {"scorer": str(scorer_dir), "prompts": str(prompt_path), "heldout_metrics": heldout, "seconds": round(time.perf_counter() - start, 1)}
     if as_json:
         emit_json(result)

@@ -47,6 +47,7 @@ def forget(
     """
     import time
 
+    from editor.model_io import resolve_model, weights_bytes
     from editor.paths import RETAIN_DEFAULT
     from lmkit.files import check_replaceable, check_writable_parent
     from lmkit.texts import load_many
@@ -54,24 +55,25 @@ def forget(
     start = time.perf_counter()
     # Everything the user typed is checked before torch and transformers load (they take seconds).
     dest = out or Path("runs") / f"forget-{Path(model or 'tiny-toxic').name}-{method}"
-    if not dry_run:
-        check_replaceable(dest, force)
-        check_writable_parent(dest)
     forget_data = load_many(dataset, text_field)
     retain_data = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
     check_model_inputs(model, decomposition)
+    if not dry_run:
+        check_replaceable(dest, force)
+        check_writable_parent(dest, need_bytes=weights_bytes(resolve_model(model)))
 
     from editor.export import export_edit
     from editor.forget import forget as run_forget
     from editor.forget import method_settings
     from editor.methods import get_method
     from editor.methods.base import Progress
-    from editor.model_io import load_decomposition_for, load_model, portable_name
+    from editor.model_io import decomposition_dir, load_decomposition_for, load_model, portable_name, portable_path
 
     m = get_method(method)
     settings = method_settings(m, strength, sets)
+    dec_dir = decomposition_dir(model, decomposition) if m.needs_decomposition else None
     lm, tok = load_model(model)
-    dec = load_decomposition_for(lm, model, decomposition) if m.needs_decomposition else None
+    dec = load_decomposition_for(lm, model, dec_dir) if m.needs_decomposition else None
     if decomposition is not None and not m.needs_decomposition:
         console.print(f"[yellow]warning:[/] --method {m.name} does not use a decomposition; --decomposition is ignored", highlight=False)
     with progress() as bar:
@@ -85,6 +87,8 @@ def forget(
 
         report = Progress(status=lambda message: bar.update(task, status=message), step=step)
         edit = run_forget(m.name, lm, tok, forget_data, retain_data, settings, decomposition=dec, source=portable_name(model, dest), progress=report)
+    if edit.decomposition and dec_dir is not None:
+        edit.decomposition["path"] = portable_path(dec_dir, dest)  # no absolute path of this machine in edit.json
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:

@@ -50,20 +50,25 @@ def split(
 def tokenizer(
     vocab_size: Annotated[int, typer.Option(min=256, help="BPE vocabulary size.")] = 4096,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: examples/models/tokenizer).")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Train the shared byte-level BPE tokenizer on all training text.
 
     Examples:
 
     \b
-      editor target tokenizer --vocab-size 4096
+      editor target tokenizer --vocab-size 4096 --out runs/tokenizer
     """
     from editor.paths import TOKENIZER, TRAIN
     from editor.targets.tokenizer import train_tokenizer
+    from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
     from lmkit.texts import load_texts
 
+    check_replaceable(out or TOKENIZER, force)
+    check_writable_parent(out or TOKENIZER)
     texts = [t for path in TRAIN.values() for t in load_texts(path).texts]
-    train_tokenizer(texts, vocab_size, out or TOKENIZER)
+    with atomic_dir(out or TOKENIZER, "tokenizer", force=force) as tmp:
+        train_tokenizer(texts, vocab_size, tmp)
     typer.echo(str(out or TOKENIZER))
 
 
@@ -86,11 +91,16 @@ def build(
     from editor.paths import TOKENIZER, shipped_model
     from editor.recipe import load_recipe
     from editor.targets.config import TargetRecipe
-    from editor.targets.train import build_target
+    from lmkit.files import check_replaceable, check_writable_parent
 
     extra = [f"train.steps={steps}"] if steps is not None else []
     cfg = load_recipe(TargetRecipe, recipe, "targets", (overrides or []) + extra)
     dest = out or shipped_model(cfg.name)
+    check_replaceable(dest, force)  # now, not after the training
+    check_writable_parent(dest)
+
+    from editor.targets.train import build_target
+
     with progress() as bar:
         task = bar.add_task(f"training {cfg.name}", total=cfg.train.steps, status="")
 
@@ -118,7 +128,10 @@ def sample(
     \b
       editor target sample "The history of the city" --model tiny-clean
     """
-    from editor.model_io import load_model
+    from editor.model_io import load_model, resolve_model
+
+    resolve_model(model)  # before torch loads
+
     from evals.generation import sample as generate
 
     lm, tok = load_model(model)
@@ -144,8 +157,11 @@ def report(
     \b
       editor target report --json
     """
+    from editor.model_io import resolve_model
     from editor.targets.report import render_report, target_report
 
+    for name in models or []:
+        resolve_model(name)  # before torch loads
     result = target_report(models or ["tiny-toxic", "tiny-clean"])
     if as_json:
         emit_json(result)

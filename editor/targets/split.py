@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from editor.errors import EditorError
-from lmkit.files import atomic_dir
+from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
 from lmkit.texts import read_jsonl, read_text_lines
 
 # An article title in raw WikiText: " = Title = " (one '=' each side; sections use two or more).
@@ -47,9 +47,13 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 def split_data(source: Path, out: Path, spec: SplitSpec = SplitSpec(), force: bool = False) -> dict[str, int]:
     """Write out/train/* and out/heldout/* from the raw files in `source`; return row counts."""
+    if not source.is_dir():
+        raise EditorError(f"--source {source}: no such folder")
     missing = [name for name in SOURCE_FILES if not (source / name).is_file()]
     if missing:
-        raise EditorError(f"{source}: missing source files: {', '.join(missing)}")
+        raise EditorError(f"--source {source}: missing source files: {', '.join(missing)}")
+    check_replaceable(out, force)
+    check_writable_parent(out)
     rng = random.Random(spec.seed)
     counts: dict[str, int] = {}
     parts: dict[str, tuple[list[str], list[str]]] = {}

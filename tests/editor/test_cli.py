@@ -43,7 +43,19 @@ COMMANDS = _commands()
 
 def test_command_tree():
     paths = {" ".join(p) for p, _ in COMMANDS}
-    assert {"", "target", "target split", "target tokenizer", "target build", "target sample", "target report"} <= paths
+    assert {"", "target", "target split", "target tokenizer", "target build", "target sample", "target report", "target eval-assets"} <= paths
+
+
+def test_group_help_names_every_command():
+    for path, cmd in COMMANDS:
+        if _is_group(cmd):
+            shown = invoke(*path, "--help").stdout
+            assert all(f"  {name} " in shown for name in cmd.commands), (path, shown)
+
+
+def test_flags_have_no_value_placeholders():
+    for path, _ in COMMANDS:
+        assert "<bool>" not in invoke(*path, "--help").stdout, path
 
 
 @pytest.mark.parametrize("path, cmd", COMMANDS, ids=[" ".join(p) or "editor" for p, _ in COMMANDS])
@@ -142,6 +154,8 @@ def test_sample_dir_without_config(tmp_path):
 def test_split_missing_source(tmp_path):
     out = tmp_path / "data"
     result = invoke("target", "split", "--source", "/nonexistent", "--out", str(out))
+    assert_user_error(result, "--source /nonexistent: no such folder")
+    result = invoke("target", "split", "--source", str(tmp_path), "--out", str(out))
     assert_user_error(result, "missing source files")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []

@@ -107,6 +107,7 @@ def test_forget_writes_the_edit_and_its_report(forgotten: Forgotten, workspace: 
     assert m["settings"]["max_components"] == 3 and m["settings"]["max_retain_kl"] is None
     assert m["data"]["forget"]["documents"] == 200 and m["data"]["retain"]["documents"] == 300
     assert m["data"]["forget"]["source"] == str(workspace.toxic)
+    assert (out / m["decomposition"]["path"]).resolve() == workspace.dec.resolve()  # relative to the output, portable
     dec_manifest = json.loads((workspace.dec / "decomposition.json").read_text())
     assert m["model"]["fingerprint_before"] == dec_manifest["model"]["fingerprint"] != m["model"]["fingerprint_after"]
     assert m["search"]["final"]["at"] == 3 == m["search"]["curve"][-1]["at"]
@@ -277,3 +278,15 @@ def test_components_lists_the_most_active(workspace):
         assert all(isinstance(t, str) for t in r["fires_on"] + r["promotes"])
     assert [r["mean_ci"] for r in rows] == sorted((r["mean_ci"] for r in rows), reverse=True)
     assert len({(r["module"], r["index"]) for r in rows}) == 5
+
+
+def test_components_table_goes_to_stdout_whole_when_piped(workspace):
+    """Not a terminal (a pipe, a file): a markdown table on stdout with every module name in full."""
+    result = invoke("components", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic, "--top", "4")
+    assert result.exit_code == 0, result.output
+    assert_clean(result)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| model.layers.")]
+    assert len(rows) == 4
+    modules = {m["name"] for m in json.loads((workspace.dec / "decomposition.json").read_text())["modules"]}
+    assert all(row.split(" | ")[0].removeprefix("| ") in modules for row in rows)  # never cut to "model.layers.1…"
+    assert "model.layers." not in result.stderr

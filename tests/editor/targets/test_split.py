@@ -175,12 +175,12 @@ def test_missing_source_file(source, tmp_path, missing):
     out = tmp_path / "data"
     with pytest.raises(EditorError) as e:
         split_data(source, out, SPEC)
-    assert str(e.value) == f"{source}: missing source files: {missing}"
+    assert str(e.value) == f"--source {source}: missing source files: {missing}"
     assert not out.exists()
 
 
 def test_missing_source_dir(tmp_path):
-    with pytest.raises(EditorError, match="missing source files: tweets_toxic.jsonl, tweets_benign.jsonl"):
+    with pytest.raises(EditorError, match="--source .*/nope: no such folder"):
         split_data(tmp_path / "nope", tmp_path / "data", SPEC)
     assert not (tmp_path / "data").exists()
 
