@@ -113,7 +113,7 @@ CASES = [
     # forget: method and settings
     ("forget-unknown-method", [*FM, "--method", "nope"], ["unknown method 'nope'"], HEAVY),
     ("forget-negative-budget", [*FM, "--set", "max_retain_kl=-1"], ["--set max_retain_kl=-1", "greater than 0"], HEAVY),
-    ("forget-zero-components", [*FM, "--set", "max_components=0"], ["--set max_components=0"], HEAVY),
+    ("forget-zero-components", [*FM, "--set", "components=0"], ["--set components=0", "greater than 0"], HEAVY),
     ("forget-negative-strength", [*FM, "--strength", "-1"], ["--strength -1"], HEAVY),
     ("forget-unknown-setting", [*FM, "--set", "nokey=1"], ["--set nokey=1"], HEAVY),
     ("forget-dotted-setting", [*FM, "--set", "a.b=1"], ["--set a.b=1", "flat"], HEAVY),

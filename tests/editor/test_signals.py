@@ -51,7 +51,7 @@ def forget_args(workspace: Workspace, tmp_path_factory) -> list[str | Path]:
     retain = [json.loads(line)["text"] for line in workspace.retain.read_text().splitlines()]
     forget = write_jsonl(root / "forget.jsonl", jsonl_texts(TRAIN["toxic"], 40))
     keep = write_jsonl(root / "retain.jsonl", retain[:20] + retain[-20:])
-    return ["forget", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", forget, "--retain", keep, *FAST]
+    return ["forget", "--method", "vpd-remove", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", forget, "--retain", keep, *FAST]
 
 
 @pytest.fixture(scope="module")
