@@ -62,6 +62,9 @@ class VpdSettings(BaseConfig):
     batch_size: PositiveInt = Field(64, description="Documents per forward pass (statistics and checks).")
     explain_tokens: PositiveInt = Field(8, description="Firing / promoted tokens listed per changed component.")
     explain_docs: PositiveInt = Field(32, description="Forget documents (sampled) used to explain each changed component.")
+    explain_promoted: PositiveInt = Field(
+        32, description="At most this many changed components (the most changed first) get their promoted tokens (one forward pass each)."
+    )
     seed: int = Field(0, description="Seeds the document sampling.")
 
 
@@ -175,7 +178,9 @@ def vpd_edits(
     ctx = context_length(prep.cm.model)
     explain_f, _ = document_batches(prep.tokenizer, sample_texts(prep.forget, s.explain_docs, s.seed + 6), ctx, s.batch_size)
     fires = firing_tokens(prep.cm, prep.dec.ci_fn, explain_f, refs, prep.tokenizer, s.explain_tokens)
-    promotes = promoted_tokens(prep.cm, explain_f, refs, prep.tokenizer, s.explain_tokens)
+    change_of = {r: (rel, float(prep.cm.comp(r.module).U[r.index].detach().norm())) for res in results.values() for r, (_, _, rel) in res.changes.items()}
+    most_changed = sorted(refs, key=lambda r: change_of[r], reverse=True)[: s.explain_promoted]
+    promotes = promoted_tokens(prep.cm, explain_f, most_changed, prep.tokenizer, s.explain_tokens)
     base_logprobs = mean_logprobs(prep.cm.model, explain_f)
     stats = {(c.module, c.index): c for c in prep.candidates}
     record = decomposition_record(prep.dec)
@@ -195,7 +200,7 @@ def vpd_edits(
                     norm=float(comp.U[ref.index].detach().norm() * comp.V[:, ref.index].detach().norm()),  # ‖u_c v_cᵀ‖_F
                     stats={k: v for k, v in cand.to_dict().items() if k not in ("module", "index")} if cand else {},
                     fires_on=fires[ref],
-                    promotes=promotes[ref],
+                    promotes=promotes.get(ref, []),
                 )
             )
         settings_used = s.model_copy(update={"max_retain_kl": budget}) if budget is not None else s

@@ -95,7 +95,12 @@ CASES = [
     # forget: model and decomposition
     ("forget-missing-model", [*FG, "--model", "./nope"], ["--model ./nope", "no such model directory"], LIGHT),
     ("forget-file-as-model", [*FG, "--model", "afile"], ["--model afile", "not a Hugging Face model directory"], LIGHT),
-    ("forget-model-abs-no-decomposition", [*FG, "--model", "{root}/fakemodel"], ["no shipped decomposition for --model {root}/fakemodel", "--decomposition"], HEAVY),
+    (
+        "forget-model-abs-no-decomposition",
+        [*FG, "--model", "{root}/fakemodel"],
+        ["no shipped decomposition for --model {root}/fakemodel", "--decomposition"],
+        HEAVY,
+    ),
     ("forget-model-rel-no-decomposition", [*FG, "--model", "fakemodel"], ["no shipped decomposition for --model fakemodel", "--decomposition"], HEAVY),
     ("forget-missing-decomposition", [*FG, "--decomposition", "nodec"], ["--decomposition nodec", "no such folder"], LIGHT),
     ("forget-not-a-decomposition", [*FG, "--decomposition", "adir"], ["--decomposition adir", "not a decomposition"], LIGHT),
@@ -108,7 +113,11 @@ CASES = [
     ("forget-out-exists-no-force", [*FG, "--out", "ours-clean"], ["--out ours-clean", "already exists", "--force"], LIGHT),
     ("forget-out-current-folder", [*FG, "--out", ".", "--force"], ["--out .", "current folder"], LIGHT),
     pytest.param(
-        "forget-out-read-only", [*FG, "--out", "ro/x"], ["--out ro/x", "not writable"], LIGHT, marks=pytest.mark.skipif(ROOT_USER, reason="root writes anywhere")
+        "forget-out-read-only",
+        [*FG, "--out", "ro/x"],
+        ["--out ro/x", "not writable"],
+        LIGHT,
+        marks=pytest.mark.skipif(ROOT_USER, reason="root writes anywhere"),
     ),
     # forget: method and settings
     ("forget-unknown-method", [*FM, "--method", "nope"], ["unknown method 'nope'"], HEAVY),
@@ -172,8 +181,18 @@ CASES = [
     ("sample-missing-model", ["target", "sample", "hi", "--model", "./nope"], ["--model ./nope"], LIGHT),
     ("sample-zero-n", ["target", "sample", "hi", "--n", "0"], ["--n"], LIGHT),
     ("report-missing-model", ["target", "report", "--model", "./nope"], ["--model ./nope"], LIGHT),
-    ("eval-assets-scorer-users-folder", ["target", "eval-assets", "--scorer-out", "precious", "--force"], ["--scorer-out precious", "not written by editor"], LIGHT),
-    ("eval-assets-prompts-users-file", ["target", "eval-assets", "--scorer-out", "new-scorer", "--prompts-out", "notreport.json", "--force"], ["--prompts-out", "notreport.json", "not a prompt file"], LIGHT),
+    (
+        "eval-assets-scorer-users-folder",
+        ["target", "eval-assets", "--scorer-out", "precious", "--force"],
+        ["--scorer-out precious", "not written by editor"],
+        LIGHT,
+    ),
+    (
+        "eval-assets-prompts-users-file",
+        ["target", "eval-assets", "--scorer-out", "new-scorer", "--prompts-out", "notreport.json", "--force"],
+        ["--prompts-out", "notreport.json", "not a prompt file"],
+        LIGHT,
+    ),
     ("eval-assets-one-prompt", ["target", "eval-assets", "--n-prompts", "1"], ["--n-prompts"], LIGHT),
 ]
 

@@ -25,7 +25,7 @@ from tests.editor.clitools import CONTEXT, Workspace, assert_clean, invoke
 
 KINDS = [n for n, m in METHODS.items() if m.needs_decomposition]
 # Small but decisive settings for a 2-layer hidden-32 model: few documents, few steps, a high learning rate.
-SMALL = {"stats_docs": 32, "search_docs": 16, "explain_docs": 4, "opt_batch_size": 8}
+SMALL = {"stats_docs": 32, "search_docs": 16, "explain_docs": 4, "opt_batch_size": 8, "explain_promoted": 3}
 PER_KIND = {
     "vpd-write": {"components": 6, "steps": 12, "snapshot_every": 4, "lr": 0.05, "retain_weight": 1.0},
     "vpd-scale": {"components": 6, "steps": 12, "snapshot_every": 4, "lr": 0.2, "retain_weight": 1.0},
@@ -66,7 +66,10 @@ def test_kind_returns_exact_low_rank_edits_within_budget_and_leaves_the_model_al
         assert set(edit.factors) == changed
         for c in edit.components:
             assert c.change in ("removed", "rewritten", "scaled", "write-projected") and c.relative_change > 0
-            assert c.fires_on and c.promotes
+            assert c.fires_on
+        explained = [c for c in edit.components if c.promotes]  # the most changed ones, up to explain_promoted
+        assert len(explained) == min(len(edit.components), settings.explain_promoted)
+        assert min((c.relative_change for c in explained), default=0) >= max((c.relative_change for c in edit.components if not c.promotes), default=0)
         assert edit.log["lowers"] and all(isinstance(t, str) for t in edit.log["lowers"])
         for m, (a, b) in edit.factors.items():  # A holds the changed components' read vectors v_cᵀ
             idx = sorted(c.index for c in edit.components if c.module == m)
