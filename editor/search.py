@@ -149,12 +149,18 @@ def best_within(base: CurvePoint, curve: list[CurvePoint]) -> CurvePoint | None:
     return max(ok, key=lambda p: (p.forget_loss, -p.at), default=None)
 
 
+def choose_point(base: CurvePoint, curve: list[CurvePoint], max_retain_kl: float | None) -> tuple[list[CurvePoint], CurvePoint | None]:
+    """(the curve marked for the budget, the point kept): the largest forget loss within `max_retain_kl`,
+    or without a budget the last point of the curve."""
+    marked = with_budget(curve, max_retain_kl)
+    return marked, (marked[-1] if marked else None) if max_retain_kl is None else best_within(base, marked)
+
+
 def choose_prefix(ranked: list[Candidate], base: CurvePoint, curve: list[CurvePoint], max_retain_kl: float | None) -> SearchResult:
     """Budget mode keeps the prefix with the largest forget loss among those within `max_retain_kl`;
     without a budget, the longest prefix."""
-    curve = with_budget(curve, max_retain_kl)
-    best = (curve[-1] if curve else None) if max_retain_kl is None else best_within(base, curve)
-    return SearchResult(ranked[: best.at] if best else [], curve, base, best)
+    marked, best = choose_point(base, curve, max_retain_kl)
+    return SearchResult(ranked[: best.at] if best else [], marked, base, best)
 
 
 def verify_prefixes(

@@ -25,7 +25,7 @@ from editor.methods.base import ForgetInputs, Method, Progress
 from editor.methods.vpd import BUDGET_SWEEP, KindResult, VpdSettings, no_edit_error, prepare, vpd_edits
 from editor.methods.vpd_refit import select_output_side
 from editor.relax import prefix_sizes
-from editor.search import SearchResult, best_within, measure_deltas, with_budget
+from editor.search import SearchResult, choose_point, measure_deltas
 from lmkit.faults import failpoint
 
 
@@ -93,8 +93,7 @@ def project_run(inputs: ForgetInputs, settings: ProjectSettings, strengths: list
     base, curve = measure_deltas(prep.cm, ((k, factor_delta(f)) for k, f in factors_at.items()), prep.search_forget, prep.search_retain, prep.token_weights)
     results = {}
     for budget in strengths:
-        marked = with_budget(curve, budget)
-        best = best_within(base, marked) if budget is not None else (marked[-1] if marked else None)
+        marked, best = choose_point(base, curve, budget)
         if best is None:
             continue
         factors = factors_at[best.at]

@@ -26,7 +26,7 @@ from editor.methods.base import ForgetInputs, Method, Progress
 from editor.methods.vpd import BUDGET_SWEEP, KindResult, Prepared, VpdSettings, by_module, no_edit_error, prepare, vpd_edits
 from editor.output_side import output_scores
 from editor.refit import Kind, Refit, train_refit
-from editor.search import SearchResult, best_within, measure_deltas, with_budget
+from editor.search import SearchResult, choose_point, measure_deltas
 from editor.select import Candidate
 from lmkit.faults import failpoint
 
@@ -102,8 +102,7 @@ def refit_run(kind: Kind, inputs: ForgetInputs, settings: RefitSettings, strengt
     factors_at = dict(snapshots)
     results = {}
     for budget in strengths:
-        marked = with_budget(curve, budget)
-        best = best_within(base, marked) if budget is not None else (marked[-1] if marked else None)
+        marked, best = choose_point(base, curve, budget)
         if best is None:
             continue
         factors = factors_at[best.at]
