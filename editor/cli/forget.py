@@ -29,7 +29,12 @@ def forget(
         typer.Option(help="The method's main knob: the VPD kinds' retain budget max_retain_kl (nats/token), ga/graddiff/npo steps, task-vector alpha."),
     ] = None,
     sets: Annotated[
-        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Method setting key=value (repeatable), e.g. components=100, steps=300 (vpd-write) or max_components=3 (vpd-remove).")
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Method setting key=value (repeatable), e.g. components=100, steps=300 (vpd-write) or max_components=3 (vpd-remove).",
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Select and report; write nothing.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an output directory that an earlier editor run wrote.")] = False,
