@@ -143,9 +143,14 @@ def by_module(candidates: list[Candidate]) -> dict[str, Tensor]:
 
 def no_edit_error(budgets: list[float], curve: list[CurvePoint], what: str = "edit", alternative: str = "") -> EditorError:
     smallest = min((p.retain_kl for p in curve), default=float("nan"))
+    shown = ", ".join(f"{b:g}" for b in budgets)
+    if budgets and smallest <= max(budgets):  # some point fits: none of those raised the forget loss on the checking data
+        return EditorError(
+            f"no {what} within the retain budget (max_retain_kl {shown}) raised the forget loss on the checking data; "
+            f"change more (e.g. --set steps=, --set lr= or --set components=){alternative}."
+        )
     return EditorError(
-        f"no {what} satisfies the retain budget (max_retain_kl {', '.join(f'{b:g}' for b in budgets)}); the smallest retain KL "
-        f"measured was {smallest:.4g}. Raise the budget (--strength){alternative}."
+        f"no {what} satisfies the retain budget (max_retain_kl {shown}); the smallest retain KL measured was {smallest:.4g}. Raise the budget (--strength){alternative}."
     )
 
 

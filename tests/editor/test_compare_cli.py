@@ -175,10 +175,26 @@ def test_forget_vpd_takes_strength_and_set(workspace: Workspace, tmp_path):
         "--out",
         tmp_path / "out",
     ]
-    result = invoke(*base, "--strength", "20", "--set", "steps=3", "--set", "stats_docs=32", "--set", "search_docs=16", "--dry-run", "--json")
+    result = invoke(
+        *base,
+        "--strength",
+        "20",
+        "--set",
+        "steps=3",
+        "--set",
+        "lr=0.05",
+        "--set",
+        "retain_weight=0",
+        "--set",
+        "stats_docs=32",
+        "--set",
+        "search_docs=16",
+        "--dry-run",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     settings = json.loads(result.stdout)["settings"]
-    assert settings["max_retain_kl"] == 20 and settings["steps"] == 3 and settings["stats_docs"] == 32
+    assert settings["max_retain_kl"] == 20 and settings["steps"] == 3 and settings["retain_weight"] == 0 and settings["stats_docs"] == 32
     assert_user_error(invoke(*base, "--strength", "0.1", "--set", "max_retain_kl=0.1"), "--strength sets 'max_retain_kl' for vpd-write")
     assert_user_error(invoke(*base, "--set", "bogus=1"), "bogus")
     assert list(tmp_path.iterdir()) == []

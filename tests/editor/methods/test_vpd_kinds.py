@@ -171,3 +171,15 @@ def test_default_method_exports_an_exact_adapter_through_the_cli(workspace: Work
     assert max((got[k] - exported[k]).abs().max().item() for k in got) <= 1e-6
     card = (out / "README.md").read_text()
     assert "rewritten" in card and "vpd-write" in card
+
+
+def test_no_edit_error_says_why_nothing_was_kept():
+    """Every point over budget → raise the budget; points within it that did not raise the forget loss → change more."""
+    from editor.methods.vpd import no_edit_error
+    from editor.search import CurvePoint
+
+    over = [CurvePoint(10, 2.0, 2.0, 0.5, False)]
+    assert "smallest retain KL measured was 0.5" in str(no_edit_error([0.07], over))
+    within = [CurvePoint(10, 1.9, 2.0, 0.01, True)]
+    message = str(no_edit_error([0.07], within))
+    assert "raised the forget loss" in message and "--set steps=" in message and "Raise the budget" not in message
