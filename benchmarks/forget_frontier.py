@@ -1,12 +1,13 @@
 """One method's whole forget/retain trade-off on the shipped default, on held-out data.
 
-    python benchmarks/forget_frontier.py [--method vpd-write] [--decomposition DIR] [--set key=value ...] [--json]
+    python benchmarks/forget_frontier.py [--method vpd-write] [--decomposition DIR] [--set key=value ...] [--split validation] [--json]
 
 Runs the method once for a dense grid of strengths (for the VPD kinds, retain budgets from 0.005 to 2 nats:
 one run explores one curve and every budget reads a point off it; for the gradient baselines, step counts;
 for the task vector, α), measures every distinct edit on the held-out sets, and prints the points and the
 harness's reading (`evals.frontier`: gap closed at 0.5/1/2% mean retain damage and at the oracle's damage,
-retrain-equivalence), the same reading `editor compare` prints.
+retrain-equivalence), the same reading `editor compare` prints. `--split validation` scores on training tweets
+outside the forget set instead (`heldout.validation_texts`): the split the defaults were chosen on.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import json
 import sys
 
-from heldout import Heldout, print_table
+from heldout import SPLITS, Heldout, print_table
 
 from decompose.io import load_decomposition
 from editor.forget import method_settings
@@ -38,6 +39,7 @@ def main(argv: list[str]) -> dict:
     ap.add_argument("--method", default="vpd")
     ap.add_argument("--decomposition", default=str(DECOMPOSITIONS / "tiny-toxic"), help="a decomposition of tiny-toxic (VPD kinds)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="method setting override, key=value")
+    ap.add_argument("--split", choices=SPLITS, default="heldout", help="score on the held-out sets, or on the validation split (choosing defaults)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     method = get_method(args.method)
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> dict:
     grid = GRIDS[method.strength]
     settings = method_settings(method, None, args.sets)
     edits = method.run(ForgetInputs(model, tok, forget, retain, dec), settings, grid, Progress())
-    heldout = Heldout(model, tok)
+    heldout = Heldout(model, tok, args.split)
     rows, seen = [], set()
     for strength in grid:
         edit = edits.get(strength)
@@ -78,7 +80,7 @@ def main(argv: list[str]) -> dict:
         )
         for r in rows
     ]
-    result = {"method": method.name, "settings": settings.model_dump(mode="json"), "points": rows, "reading": reading(points)}
+    result = {"method": method.name, "split": args.split, "settings": settings.model_dump(mode="json"), "points": rows, "reading": reading(points)}
     if args.json:
         print(json.dumps(result, indent=1))
         return result

@@ -8,15 +8,33 @@ WikiText and benign-tweet NLL.
 from __future__ import annotations
 
 from editor.model_io import load_model
-from editor.paths import HELDOUT
+from editor.paths import EXAMPLES, HELDOUT, TRAIN
 from lmkit.nll import mean_nll
-from lmkit.texts import load_texts
+from lmkit.texts import load_texts, sample_texts
+
+SPLITS = ("heldout", "validation")
+
+
+def validation_texts() -> dict[str, list[str]]:
+    """The validation split, for choosing defaults without touching the held-out sets: training toxic tweets
+    outside the forget set, and training WikiText / benign tweets, each a seeded sample as large as its held-out
+    counterpart. tiny-toxic trained on all of them (as on the forget set); the retain samples may share a few
+    documents with the ones a method draws from the same training files."""
+    forget = set(load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts)
+    out = {}
+    for name, path in TRAIN.items():
+        texts = [t for t in load_texts(path).texts if t not in forget]
+        out[name] = sample_texts(texts, len(load_texts(HELDOUT[name]).texts), seed=4242)
+    return out
 
 
 class Heldout:
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, split: str = "heldout"):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.tokenizer = tokenizer
-        self.texts = {name: load_texts(path).texts for name, path in HELDOUT.items()}
+        self.split = split
+        self.texts = validation_texts() if split == "validation" else {name: load_texts(path).texts for name, path in HELDOUT.items()}
         oracle, _ = load_model("tiny-clean")
         self.oracle = self.nll(oracle)
         self.base = self.nll(model)
@@ -37,7 +55,7 @@ class Heldout:
     def oracle_line(self) -> str:
         o = self.oracle
         return (
-            f"oracle tiny-clean: toxic {o['toxic']:.3f} (gap {self.gap:.3f} nats), WikiText {o['wikitext']:.3f} "
+            f"[{self.split} split] oracle tiny-clean: toxic {o['toxic']:.3f} (gap {self.gap:.3f} nats), WikiText {o['wikitext']:.3f} "
             f"({o['wikitext'] / self.base['wikitext'] - 1:+.2%}), benign {o['benign']:.3f} ({o['benign'] / self.base['benign'] - 1:+.2%})"
         )
 
