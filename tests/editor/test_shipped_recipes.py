@@ -30,3 +30,14 @@ def test_tiny_toxic_recipe_targets_resolve(path):
     model, _ = load_model("tiny-toxic")
     resolved = resolve_targets(model, cfg.targets)
     assert resolved and all(c in cfg.targets.values() for _, c in resolved)
+
+
+def test_bench_recipe_has_the_reference_settings():
+    """The speed/parity benchmark recipe must not inherit defaults that differ from the reference (issue 19)."""
+    cfg = load_recipe(DecomposeConfig, "bench-llama2-d128", "decompose")
+    assert cfg.grad_clip_components is None  # reference: grad_clip_norm_components null
+    assert (cfg.lr_final_frac, cfg.lr_warmup_frac, cfg.weight_decay) == (1.0, 0.0, 0.0)  # constant rate, AdamW wd 0
+    imp = cfg.importance
+    assert imp is not None and (imp.beta, imp.p_start, imp.p_final, imp.p_anneal_start_frac, imp.p_anneal_end_frac) == (0.0, 2.0, 0.3, 0.0, 1.0)
+    assert cfg.faithfulness is not None and cfg.faithfulness.warmup_steps == 0
+    assert not cfg.autocast_bf16 and cfg.sigmoid_alpha == 0.01
