@@ -25,7 +25,11 @@ def _status(m: dict[str, float]) -> str:
 def decompose(
     model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
     data: Annotated[
-        list[str] | None, typer.Option(metavar="DATA", help="Training text: JSONL, text file or dataset id (repeatable). Default: the shipped training split.")
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="Training text: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable). Default: the shipped training split.",
+        ),
     ] = None,
     recipe: Annotated[str, typer.Option(help="Recipe name under recipes/decompose/ or a YAML path.")] = DEFAULT_RECIPE,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/<recipe name>).")] = None,

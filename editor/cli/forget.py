@@ -13,8 +13,13 @@ from editor.console import before_after_table, console, progress, result_table
 
 @user_errors
 def forget(
-    dataset: Annotated[list[str], typer.Option("--dataset", metavar="DATA", help="What to forget: JSONL, text file or dataset id (repeatable).")],
-    retain: Annotated[list[str] | None, typer.Option(metavar="DATA", help="What to keep (repeatable). Default: the shipped WikiText + benign tweets.")] = None,
+    dataset: Annotated[
+        list[str],
+        typer.Option("--dataset", metavar="DATA", help="What to forget: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable)."),
+    ],
+    retain: Annotated[
+        list[str] | None, typer.Option(metavar="DATA", help="What to keep, in the same formats (repeatable). Default: the shipped WikiText + benign tweets.")
+    ] = None,
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output directory for the edited model (default: runs/forget-<model>-<method>).")] = None,
