@@ -57,6 +57,14 @@ def evaluate(
     force: Annotated[bool, typer.Option(help="Replace a report that an earlier `editor eval --out` wrote (never another file).")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling, pairing and the attack. Default: 0.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show lm-eval's own logs and progress bars.")] = False,
+    write_tasks: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-tasks",
+            metavar="DIR",
+            help="Write the bundled lm-eval tasks, with the documents chosen (--forget, --retain), to DIR for `lm_eval --include_path DIR`; evaluate nothing.",
+        ),
+    ] = None,
     text_field: TextFieldOpt = "text",
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,6 +74,7 @@ def evaluate(
 
     \b
       editor eval --model runs/demo --toxicity --robustness --out runs/demo-eval/report.json
+      editor eval --forget my-forget.parquet --write-tasks runs/tasks    # then: lm_eval --include_path runs/tasks ...
     """
     import tempfile
     import time
@@ -86,6 +95,9 @@ def evaluate(
         check_writable_parent(out)
     forget_data = load_many(forget or [str(HELDOUT["toxic"])], text_field)
     retain_data = load_many(retain or [str(HELDOUT["benign"])], text_field)
+    if write_tasks is not None:
+        _write_tasks(write_tasks, forget_data.texts, retain_data.texts, seed or 0, force, model, as_json)
+        return
     prompt_rows = None
     prompt_path = prompts or PROMPTS
     if toxicity:
@@ -193,6 +205,31 @@ def evaluate(
         emit_json(report)
         return
     typer.echo(render_markdown(report), nl=False)
+
+
+def _write_tasks(dest: Path, forget: list[str], retain: list[str], seed: int, force: bool, model: str | None, as_json: bool) -> None:
+    """`--write-tasks DIR`: the four bundled tasks as ready lm-eval files (YAML in DIR, documents in DIR/data), atomically."""
+    from editor.paths import HELDOUT
+    from evals.harness import BUNDLED, write_task_files
+    from evals.suite import EvalData, bundled_docs
+    from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
+    from lmkit.texts import load_texts
+
+    check_replaceable(dest, force, "--write-tasks")
+    check_writable_parent(dest, "--write-tasks")
+    held = {k: load_texts(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
+    docs = bundled_docs(EvalData(forget, retain, held["wikitext"], held["toxic"], held["benign"]), seed)
+    with atomic_dir(dest, "tasks", force=force, option="--write-tasks") as tmp:
+        write_task_files(tmp, tmp / "data", docs)
+        # The YAMLs name their data by absolute path: rewrite the temporary folder's name to the final one.
+        for yaml_file in tmp.glob("*.yaml"):
+            yaml_file.write_text(yaml_file.read_text(encoding="utf-8").replace(str(tmp.resolve()), str(dest.resolve())), encoding="utf-8")
+    command = f"lm_eval --model hf --model_args pretrained={model or 'MODEL_DIR'} --include_path {dest} --tasks {','.join(BUNDLED)}"
+    if as_json:
+        emit_json({"tasks_dir": str(dest), "tasks": list(BUNDLED), "documents": {k: len(v) for k, v in docs.items()}, "command": command})
+        return
+    console.print(f"wrote {', '.join(BUNDLED)}; run them with:\n  {command}", highlight=False, markup=False, soft_wrap=True)
+    typer.echo(str(dest))
 
 
 @user_errors
