@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from decompose.config_base import BaseConfig
 from editor.edit import Edit
 from editor.errors import EditorError
 from lmkit.texts import TextDataset
@@ -74,7 +75,7 @@ def forget(
     *,
     method: str = "vpd",
     strength: float | None = None,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | list[str] | BaseConfig | None = None,
     decomposition=None,
     text_field: str = "text",
     source: str | None = None,
@@ -85,7 +86,8 @@ def forget(
     Args:
         method: a VPD edit kind (`vpd`, the default, `vpd-scale`, `vpd-project`, `vpd-remove`) or a baseline
             (`ga`, `graddiff`, `npo`, `task-vector`), as `editor forget --method`.
-        strength: the method's main knob (`--strength`); `settings`: any other method setting (`--set k=v`).
+        strength: the method's main knob (`--strength`); `settings`: any other method setting, as a dict, as
+            `key=value` strings (`--set`), or the method's validated settings object.
         retain: default, the shipped training WikiText + benign tweets.
         decomposition: a loaded decomposition (`load_decomposition`), a folder, or None for the shipped one of a
             shipped model (VPD kinds only).
@@ -102,7 +104,9 @@ def forget(
     m = get_method(method)
     forget_data = load_data(forget, text_field)
     retain_data = load_data(retain if retain is not None else list(RETAIN_DEFAULT), text_field)
-    chosen = method_settings(m, strength, dict(settings or {}))
+    chosen = settings if isinstance(settings, BaseConfig) else method_settings(m, strength, settings)
+    if isinstance(settings, BaseConfig) and strength is not None:
+        raise EditorError("pass the strength inside settings= when settings is a validated settings object")
     if m.needs_decomposition and (decomposition is None or isinstance(decomposition, (str, Path))):
         decomposition = load_decomposition(model, decomposition)
     name = _model_name(model)
@@ -170,7 +174,7 @@ def evaluate(
     settings=None,
     plain_model=None,
     scorer=None,
-    prompts: list[dict] | None = None,
+    prompts: str | Path | list[dict] | None = None,
     oracle=None,
     workdir: str | Path | None = None,
     status: Callable[[str], None] | None = None,
@@ -183,7 +187,8 @@ def evaluate(
         settings: an `evals.suite.SuiteSettings`; or give its fields as keywords (`tasks=("editor_forget",)`,
             `limit=50`, `toxicity=True`, `robustness=True`, ...).
         plain_model: the model for NLL, sampling and attacks when `model` is a PeftModel (default `model`).
-        scorer, prompts: for toxicity (default: the best available scorer, the shipped prompts).
+        scorer, prompts: for toxicity (default: the best available scorer; the shipped prompts, or a prompt file:
+            JSONL with a `prompt` field or one prompt per line).
         oracle: a model that never learned the forget set, attacked for reference: a name, or (model, tokenizer, name).
     Returns the report dict (`editor eval --json`).
     """
@@ -221,15 +226,22 @@ def evaluate(
     )
     if settings.robustness and len(data.forget) <= settings.relearn.docs:
         raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
+    prompt_rows = prompts if isinstance(prompts, list) else None
     if settings.toxicity:
         from evals.scorer import load_scorer
         from evals.toxicity import read_prompts
 
         if scorer is None:
             scorer = load_scorer("auto", project_dir=SCORER)
-        if prompts is None:
-            prompts = read_prompts(PROMPTS)
-            data.sources["prompts"] = str(PROMPTS)
+        if prompts is None or isinstance(prompts, (str, Path)):
+            path = Path(prompts if prompts is not None else PROMPTS)
+            if not path.is_file():
+                raise EditorError(f"--prompts {path}: no such file")
+            try:
+                prompt_rows = read_prompts(path)
+            except ValueError as e:
+                raise EditorError(str(e)) from None
+            data.sources["prompts"] = str(path)
     if isinstance(oracle, str):
         oracle_model, oracle_tok = load_model(oracle)
         oracle = (oracle_model, oracle_tok, oracle)
@@ -243,7 +255,7 @@ def evaluate(
                 workdir=tmp,
                 plain_model=plain_model,
                 scorer=scorer,
-                prompts=prompts,
+                prompts=prompt_rows,
                 oracle=oracle,
                 status=status or (lambda _: None),
             )

@@ -76,7 +76,6 @@ def evaluate(
       editor eval --model runs/demo --toxicity --robustness --out runs/demo-eval/report.json
       editor eval --forget my-forget.parquet --write-tasks runs/tasks    # then: lm_eval --include_path runs/tasks ...
     """
-    import tempfile
     import time
 
     from editor.errors import EditorError
@@ -84,7 +83,7 @@ def evaluate(
     from editor.paths import HELDOUT, PROMPTS
     from evals.report import is_report, render_markdown, report_files, write_report
     from lmkit.files import check_replaceable_file, check_writable_parent
-    from lmkit.texts import load_many, load_texts
+    from lmkit.texts import load_many
 
     start = time.perf_counter()
     # Everything the user typed is checked before torch and lm-eval load (seconds): output, data, prompts, model.
@@ -98,7 +97,6 @@ def evaluate(
     if write_tasks is not None:
         _write_tasks(write_tasks, forget_data.texts, retain_data.texts, seed or 0, force, model, as_json)
         return
-    prompt_rows = None
     prompt_path = prompts or PROMPTS
     if toxicity:
         from evals.toxicity import read_prompts
@@ -106,7 +104,7 @@ def evaluate(
         if not prompt_path.is_file():
             raise EditorError(f"--prompts {prompt_path}: no such file")
         try:
-            prompt_rows = read_prompts(prompt_path)
+            read_prompts(prompt_path)  # checked before torch loads; api.evaluate reads it again
         except ValueError as e:
             raise EditorError(str(e)) from None
     if detoxify_checkpoint is not None and not detoxify_checkpoint.is_file():
@@ -115,11 +113,11 @@ def evaluate(
     if robustness and oracle and oracle.lower() != "none":
         resolve_model(oracle, "--oracle")
 
+    from editor import api
     from editor.cli.common import settings_from_options
-    from editor.model_io import load_for_eval, load_model
+    from editor.model_io import load_for_eval
     from editor.paths import SCORER
-    from evals.harness import TaskError
-    from evals.suite import EvalData, SuiteSettings, run_suite
+    from evals.suite import SuiteSettings
 
     settings = settings_from_options(
         SuiteSettings,
@@ -141,21 +139,8 @@ def evaluate(
         },
         explicit_none={"--limit"} if limit == 0 else set(),
     )
-    data = EvalData(
-        forget=forget_data.texts,
-        retain=retain_data.texts,
-        wikitext=load_texts(HELDOUT["wikitext"]).texts,
-        choice_toxic=load_texts(HELDOUT["toxic"]).texts,
-        choice_benign=load_texts(HELDOUT["benign"]).texts,
-        sources={
-            "forget": forget_data.source,
-            "retain": retain_data.source,
-            "wikitext": str(HELDOUT["wikitext"]),
-            "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}",
-        },
-    )
-    if robustness and len(data.forget) <= settings.relearn.docs:
-        raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
+    if robustness and len(forget_data) <= settings.relearn.docs:
+        raise EditorError(f"the forget set has {len(forget_data)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
     tox_scorer = None
     if toxicity:
         from evals.scorer import load_scorer
@@ -164,7 +149,6 @@ def evaluate(
             tox_scorer = load_scorer(scorer.value, project_dir=SCORER, detoxify_checkpoint=detoxify_checkpoint)
         except ValueError as e:
             raise EditorError(f"--scorer {scorer.value}: {e}") from None
-        data.sources["prompts"] = str(prompt_path)
     lm_model, plain, tok, info = load_for_eval(model, adapter)
     oracle_triple = None
     oracle = oracle or default_oracle(info["path"] if "adapter" not in info else None) or "none"
@@ -172,19 +156,24 @@ def evaluate(
         if resolve_model(oracle) == info["path"] and "adapter" not in info:
             oracle_triple = (plain, tok, oracle)  # the model is its own oracle: the suite reuses its curve
         else:
-            o_model, o_tok = load_model(oracle)
+            o_model, o_tok = api.load_model(oracle)
             oracle_triple = (o_model, o_tok, oracle)
 
     def status(message: str) -> None:
         console.print(f"[dim]{time.perf_counter() - start:5.1f}s[/] {message}", highlight=False)
 
-    try:
-        with tempfile.TemporaryDirectory(prefix="editor-eval-") as workdir:
-            report = run_suite(
-                lm_model, tok, data, settings, workdir=workdir, plain_model=plain, scorer=tox_scorer, prompts=prompt_rows, oracle=oracle_triple, status=status
-            )
-    except (TaskError, ValueError) as e:
-        raise EditorError(str(e)) from None
+    report = api.evaluate(
+        lm_model,
+        tok,
+        forget=forget_data,
+        retain=retain_data,
+        settings=settings,
+        plain_model=plain,
+        scorer=tox_scorer,
+        prompts=prompt_path if toxicity else None,
+        oracle=oracle_triple,
+        status=status,
+    )
     from editor import __version__
 
     report = {"editor_version": __version__, "model": info, **report}
