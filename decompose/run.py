@@ -1,7 +1,7 @@
 """Train a decomposition into a directory, atomically and resumably.
 
-Work happens in `<out>.partial/` (checkpoints, metrics.jsonl); the finished directory is renamed to
-`<out>` only when complete. `resume=True` continues from the last complete checkpoint; with a fixed
+Work happens in `<out>.partial/` (checkpoints, metrics.jsonl, metrics.png redrawn at every evaluation,
+TensorBoard events with `log="tensorboard"`); the finished directory is renamed to `<out>` only when complete. `resume=True` continues from the last complete checkpoint; with a fixed
 seed on CPU the result equals an uninterrupted run bit for bit.
 
 Under torchrun every rank trains (decompose.distributed) and evaluates its own batches (metrics averaged
@@ -26,6 +26,7 @@ from decompose.errors import DecompositionError
 from decompose.evaluate import evaluate
 from decompose.io import save_decomposition
 from decompose.layout import partial_dir
+from decompose.logs import TENSORBOARD_DIR, TensorBoardLog, check_log, plot_metrics
 from decompose.targets import fingerprint
 from decompose.train import PER_RANK_STATE, BatchSource, Decomposer
 from lmkit.faults import failpoint
@@ -76,15 +77,18 @@ def run_decomposition(
     data_description: dict | None = None,
     device: str = "cpu",
     dist: DistInfo | None = None,
+    log: str | None = None,
     on_step: StepCallback | None = None,
     on_eval: Callable[[dict], None] | None = None,
 ) -> Path:
     """Train and save into `out`. `dist`: default init_distributed (torchrun's ranks, else one process).
+    `log`: None, or "tensorboard" to also write every metrics record as TensorBoard scalars (`out/tensorboard/`).
 
     Callbacks run on every rank: `on_step` with this rank's step metrics, `on_eval` with the ranks' mean.
     """
     out = Path(out)
     work = partial_dir(out)
+    check_log(log)
     dist = dist if dist is not None else init_distributed(torch.device(device).type)
     if out.exists():
         raise DecompositionError(f"{out} already exists; choose another --out or remove it")
@@ -107,11 +111,14 @@ def run_decomposition(
         metrics_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     start = time.perf_counter()
     last_eval: dict = {}
+    board = TensorBoardLog(work / TENSORBOARD_DIR) if log == "tensorboard" and dist.is_main else None
 
-    def log(record: dict) -> None:
+    def write(record: dict) -> None:
         if dist.is_main:
             with metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+            if board is not None:
+                board.write(record)
 
     def run_eval() -> dict:
         return reduce_metrics(evaluate(dec, eval_batches, cfg.eval, seed=dist.seed(cfg.seed)))
@@ -124,14 +131,18 @@ def run_decomposition(
             on_step(dec.step, dec.total_steps, metrics)
         if main_step > 0 and (main_step % cfg.eval.every == 0 or dec.done):
             last_eval = run_eval()
-            log({"step": dec.step, "kind": "eval", **last_eval})
+            write({"step": dec.step, "kind": "eval", **last_eval})
+            if dist.is_main:
+                plot_metrics(metrics_path)
             if on_eval is not None:
                 on_eval(last_eval)
         elif dec.step % 50 == 0:
-            log({"step": dec.step, "kind": "train", **reduce_metrics(metrics)})
+            write({"step": dec.step, "kind": "train", **reduce_metrics(metrics)})
         if dec.step % cfg.checkpoint_every == 0 or dec.done:
             _save_checkpoint(dec, ckpt_dir, dist)
 
+    if board is not None:
+        board.close()
     if not last_eval:  # resumed after the final step's checkpoint
         last_eval = run_eval()
     if not dist.is_main:

@@ -1,9 +1,10 @@
 """lm-evaluation-harness on an in-memory model: the bundled tasks, any standard task, offline by default.
 
-The bundled tasks are YAML templates in `evals/tasks/`; lm-eval resolves relative `data_files` against
-the current directory, so `write_bundled_tasks` copies each template into a working folder with the
-absolute path of a JSONL file written beside it (and points the datasets cache there too, so nothing
-accumulates in the user's Hugging Face cache).
+The bundled tasks in `evals/tasks/` run as they are with lm-eval's own CLI (`lm_eval --include_path
+evals/tasks`): each reads this checkout's held-out data through a loader in `evals/tasks/utils.py`. For
+other documents, `write_task_files` writes ready task files (plain `json` datasets with the absolute path
+of a JSONL file written beside them; lm-eval resolves relative `data_files` against the current directory):
+`editor eval` runs those, and `editor eval --write-tasks DIR` leaves them for `lm_eval --include_path DIR`.
 
 * `editor_wikitext`, `editor_forget`, `editor_retain`: `loglikelihood_rolling` perplexity (word and byte
   perplexity, bits per byte) of whole documents.
@@ -85,26 +86,51 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_bundled_tasks(workdir: str | Path, docs: dict[str, list]) -> Path:
-    """Write task YAMLs + data for the bundled tasks named in `docs` into `workdir`; returns the folder.
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads a bundled task YAML; its `!function` loader is dropped (a written task names its data file instead)."""
+
+
+_TemplateLoader.add_constructor("!function", lambda loader, node: None)
+
+
+def task_config(name: str, data: Path, cache_dir: Path | None = None) -> dict:
+    """The bundled task `name` as a plain lm-eval config reading the JSONL file `data` (an absolute path)."""
+    template = yaml.load((TEMPLATES / f"{name}.yaml").read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506 (a SafeLoader)
+    template.pop("custom_dataset", None)
+    kwargs: dict = {"data_files": {"test": str(Path(data).resolve())}}
+    if cache_dir is not None:
+        kwargs["cache_dir"] = str(cache_dir)
+    return {"task": template.pop("task"), "dataset_path": "json", "dataset_kwargs": kwargs, **template}
+
+
+def write_task_files(tasks_dir: str | Path, data_dir: str | Path, docs: dict[str, list], cache_dir: Path | None = None) -> Path:
+    """Write a ready task YAML into `tasks_dir` and its documents (JSONL) into `data_dir` for each bundled task
+    named in `docs`; returns `tasks_dir`, an `--include_path` for lm-eval.
 
     `docs` maps a bundled task name to its documents: a list of strings for the perplexity tasks, a list
     of `choice_pairs` rows for `editor_toxic_choice`.
     """
-    workdir = Path(workdir).resolve()
-    tasks_dir = workdir / "tasks"
+    tasks_dir, data_dir = Path(tasks_dir).resolve(), Path(data_dir).resolve()
     tasks_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in docs.items():
         if name not in BUNDLED:
             raise TaskError(f"'{name}' is not a bundled task ({', '.join(BUNDLED)})")
         if not rows:
             raise TaskError(f"task {name}: no documents")
-        data = workdir / f"{name}.jsonl"
+        data = data_dir / f"{name}.jsonl"
         _write_jsonl(data, [r if isinstance(r, dict) else {"text": r} for r in rows])
-        config = yaml.safe_load((TEMPLATES / f"{name}.yaml").read_text(encoding="utf-8"))
-        config["dataset_kwargs"] = {"data_files": {"test": str(data)}, "cache_dir": str(workdir / "datasets-cache")}
-        (tasks_dir / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        config = task_config(name, data, cache_dir)
+        header = f"# {name}, written by editor: documents in {data}\n"
+        (tasks_dir / f"{name}.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return tasks_dir
+
+
+def write_bundled_tasks(workdir: str | Path, docs: dict[str, list]) -> Path:
+    """`write_task_files` into a working folder (tasks in `workdir/tasks`, data and the datasets cache beside
+    them, so nothing accumulates in the user's Hugging Face cache); returns the tasks folder."""
+    workdir = Path(workdir).resolve()
+    return write_task_files(workdir / "tasks", workdir, docs, cache_dir=workdir / "datasets-cache")
 
 
 # --------------------------------------------------------------------------------------------- tasks

@@ -71,6 +71,18 @@ def split_attack(forget: list[str], n_attack: int, limit: int | None, seed: int)
     return attack, _cap(measured, limit)
 
 
+def bundled_docs(data: EvalData, seed: int = 0) -> dict[str, list]:
+    """The documents of each bundled lm-eval task (`evals.harness.write_task_files`)."""
+    from evals.harness import choice_pairs
+
+    return {
+        "editor_wikitext": data.wikitext,
+        "editor_forget": data.forget,
+        "editor_retain": data.retain,
+        "editor_toxic_choice": choice_pairs(data.choice_toxic, data.choice_benign, seed=seed),
+    }
+
+
 def run_suite(
     model,
     tokenizer,
@@ -90,7 +102,7 @@ def run_suite(
     NLL, sampling and the attacks. `oracle` = (model, tokenizer, name) of a model that never learned the
     forget set, attacked the same way for reference. `scorer` and `prompts` are needed with `toxicity`.
     """
-    from evals.harness import choice_pairs, run_lm_eval, split_task_names
+    from evals.harness import run_lm_eval, split_task_names
 
     start = time.perf_counter()
     plain = plain_model if plain_model is not None else model
@@ -99,12 +111,7 @@ def run_suite(
     bundled, standard = split_task_names(list(settings.tasks))
     if bundled or standard:
         status("lm-eval: " + ", ".join(bundled + standard))
-        docs: dict[str, list] = {
-            "editor_wikitext": data.wikitext,
-            "editor_forget": data.forget,
-            "editor_retain": data.retain,
-            "editor_toxic_choice": choice_pairs(data.choice_toxic, data.choice_benign, seed=settings.seed),
-        }
+        docs = bundled_docs(data, settings.seed)
         report["capability"] = run_lm_eval(
             model,
             tokenizer,

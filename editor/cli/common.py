@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Recipe override key=value (repeatable), e.g. train.steps=500.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-TextFieldOpt = Annotated[str, typer.Option("--text-field", help="JSONL field holding the text.")]
+TextFieldOpt = Annotated[str, typer.Option("--text-field", help="JSONL field, or column of a Parquet/CSV file or saved dataset, holding the text.")]
 ForceOpt = Annotated[bool, typer.Option(help="Replace an output folder that an earlier editor run wrote (never one holding other files).")]
 ModelOpt = Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")]
 DecompOpt = Annotated[Path | None, typer.Option("--decomposition", help="Decomposition directory (default: the shipped one for a shipped model).")]

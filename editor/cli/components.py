@@ -12,7 +12,10 @@ from editor.console import console, result_table
 
 @user_errors
 def components(
-    dataset: Annotated[list[str], typer.Option("--dataset", metavar="DATA", help="Data to profile: JSONL, text file or dataset id (repeatable).")],
+    dataset: Annotated[
+        list[str],
+        typer.Option("--dataset", metavar="DATA", help="Data to profile: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable)."),
+    ],
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
     top: Annotated[int, typer.Option(min=1, help="Components to list.")] = 20,

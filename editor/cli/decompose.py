@@ -25,26 +25,40 @@ def _status(m: dict[str, float]) -> str:
 def decompose(
     model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
     data: Annotated[
-        list[str] | None, typer.Option(metavar="DATA", help="Training text: JSONL, text file or dataset id (repeatable). Default: the shipped training split.")
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="Training text: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable). Default: the shipped training split.",
+        ),
     ] = None,
     recipe: Annotated[str, typer.Option(help="Recipe name under recipes/decompose/ or a YAML path.")] = DEFAULT_RECIPE,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/<recipe name>).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's main training steps.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, or cuda:N.")] = "cpu",
+    log: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LOGGER",
+            help="Also log every loss and eval metric to: tensorboard (OUT/tensorboard/; needs the tensorboard package). metrics.jsonl and metrics.png are written either way.",
+        ),
+    ] = None,
     text_field: TextFieldOpt = "text",
     overrides: SetOpt = None,
 ) -> None:
     """Decompose every attention and MLP matrix into rank-1 components with a learned causal-importance function.
 
-    Writes OUT atomically (OUT.partial while training, renamed when complete); prints OUT.
+    Writes OUT atomically (OUT.partial while training, renamed when complete); prints OUT. The curves are in
+    metrics.jsonl and metrics.png (redrawn at every evaluation), and with --log tensorboard in OUT/tensorboard/.
 
     Examples:
 
     \b
       editor decompose --steps 200 --out runs/quick --set batch_size=4
+      editor decompose --log tensorboard --out runs/dec    # tensorboard --logdir runs/dec.partial/tensorboard
     """
     from decompose.layout import partial_dir
+    from decompose.logs import check_log
     from editor.cli.common import check_device
     from editor.errors import EditorError
     from editor.model_io import resolve_model
@@ -65,21 +79,16 @@ def decompose(
     texts = load_many(data or [str(p) for p in TRAIN.values()], text_field)
     source = resolve_model(model)
     check_device(device)
+    check_log(log)
 
     from decompose.config import DecomposeConfig
-    from decompose.data import token_stream
     from decompose.distributed import init_distributed
-    from decompose.run import run_decomposition
-    from editor.model_io import load_model
+    from editor import api
     from editor.recipe import load_recipe
 
     cfg = load_recipe(DecomposeConfig, recipe, "decompose", (overrides or []) + extra)
-    lm, tok = load_model(model)
-    stream = token_stream(tok, texts.texts)
-    if stream.numel() <= cfg.seq_len:
-        raise EditorError(f"the data holds {stream.numel()} tokens, fewer than one sequence of {cfg.seq_len}")
+    lm, tok = api.load_model(model)
     dist = init_distributed(device.split(":")[0])
-    description = {"sources": texts.source, "documents": len(texts), "tokens": int(stream.numel())}
     with progress() as bar:
         task = bar.add_task(f"decomposing ({cfg.name})", total=None, status="", visible=dist.is_main)
 
@@ -96,18 +105,8 @@ def decompose(
                 )
 
         try:
-            result = run_decomposition(
-                lm,
-                stream,
-                cfg,
-                dest,
-                resume=resume,
-                model_source=source,
-                data_description=description,
-                device=device,
-                dist=dist,
-                on_step=on_step,
-                on_eval=on_eval,
+            result = api.decompose(
+                lm, tok, texts, out=dest, recipe=cfg, resume=resume, device=device, log=log, source=source, dist=dist, on_step=on_step, on_eval=on_eval
             )
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (editor.cli)
             if dist.is_main and partial_dir(dest).is_dir():

@@ -57,6 +57,14 @@ def evaluate(
     force: Annotated[bool, typer.Option(help="Replace a report that an earlier `editor eval --out` wrote (never another file).")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling, pairing and the attack. Default: 0.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show lm-eval's own logs and progress bars.")] = False,
+    write_tasks: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-tasks",
+            metavar="DIR",
+            help="Write the bundled lm-eval tasks, with the documents chosen (--forget, --retain), to DIR for `lm_eval --include_path DIR`; evaluate nothing.",
+        ),
+    ] = None,
     text_field: TextFieldOpt = "text",
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,8 +74,8 @@ def evaluate(
 
     \b
       editor eval --model runs/demo --toxicity --robustness --out runs/demo-eval/report.json
+      editor eval --forget my-forget.parquet --write-tasks runs/tasks    # then: lm_eval --include_path runs/tasks ...
     """
-    import tempfile
     import time
 
     from editor.errors import EditorError
@@ -75,7 +83,7 @@ def evaluate(
     from editor.paths import HELDOUT, PROMPTS
     from evals.report import is_report, render_markdown, report_files, write_report
     from lmkit.files import check_replaceable_file, check_writable_parent
-    from lmkit.texts import load_many, load_texts
+    from lmkit.texts import load_many
 
     start = time.perf_counter()
     # Everything the user typed is checked before torch and lm-eval load (seconds): output, data, prompts, model.
@@ -86,7 +94,9 @@ def evaluate(
         check_writable_parent(out)
     forget_data = load_many(forget or [str(HELDOUT["toxic"])], text_field)
     retain_data = load_many(retain or [str(HELDOUT["benign"])], text_field)
-    prompt_rows = None
+    if write_tasks is not None:
+        _write_tasks(write_tasks, forget_data.texts, retain_data.texts, seed or 0, force, model, as_json)
+        return
     prompt_path = prompts or PROMPTS
     if toxicity:
         from evals.toxicity import read_prompts
@@ -94,7 +104,7 @@ def evaluate(
         if not prompt_path.is_file():
             raise EditorError(f"--prompts {prompt_path}: no such file")
         try:
-            prompt_rows = read_prompts(prompt_path)
+            read_prompts(prompt_path)  # checked before torch loads; api.evaluate reads it again
         except ValueError as e:
             raise EditorError(str(e)) from None
     if detoxify_checkpoint is not None and not detoxify_checkpoint.is_file():
@@ -103,11 +113,11 @@ def evaluate(
     if robustness and oracle and oracle.lower() != "none":
         resolve_model(oracle, "--oracle")
 
+    from editor import api
     from editor.cli.common import settings_from_options
-    from editor.model_io import load_for_eval, load_model
+    from editor.model_io import load_for_eval
     from editor.paths import SCORER
-    from evals.harness import TaskError
-    from evals.suite import EvalData, SuiteSettings, run_suite
+    from evals.suite import SuiteSettings
 
     settings = settings_from_options(
         SuiteSettings,
@@ -129,21 +139,8 @@ def evaluate(
         },
         explicit_none={"--limit"} if limit == 0 else set(),
     )
-    data = EvalData(
-        forget=forget_data.texts,
-        retain=retain_data.texts,
-        wikitext=load_texts(HELDOUT["wikitext"]).texts,
-        choice_toxic=load_texts(HELDOUT["toxic"]).texts,
-        choice_benign=load_texts(HELDOUT["benign"]).texts,
-        sources={
-            "forget": forget_data.source,
-            "retain": retain_data.source,
-            "wikitext": str(HELDOUT["wikitext"]),
-            "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}",
-        },
-    )
-    if robustness and len(data.forget) <= settings.relearn.docs:
-        raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
+    if robustness and len(forget_data) <= settings.relearn.docs:
+        raise EditorError(f"the forget set has {len(forget_data)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
     tox_scorer = None
     if toxicity:
         from evals.scorer import load_scorer
@@ -152,7 +149,6 @@ def evaluate(
             tox_scorer = load_scorer(scorer.value, project_dir=SCORER, detoxify_checkpoint=detoxify_checkpoint)
         except ValueError as e:
             raise EditorError(f"--scorer {scorer.value}: {e}") from None
-        data.sources["prompts"] = str(prompt_path)
     lm_model, plain, tok, info = load_for_eval(model, adapter)
     oracle_triple = None
     oracle = oracle or default_oracle(info["path"] if "adapter" not in info else None) or "none"
@@ -160,19 +156,24 @@ def evaluate(
         if resolve_model(oracle) == info["path"] and "adapter" not in info:
             oracle_triple = (plain, tok, oracle)  # the model is its own oracle: the suite reuses its curve
         else:
-            o_model, o_tok = load_model(oracle)
+            o_model, o_tok = api.load_model(oracle)
             oracle_triple = (o_model, o_tok, oracle)
 
     def status(message: str) -> None:
         console.print(f"[dim]{time.perf_counter() - start:5.1f}s[/] {message}", highlight=False)
 
-    try:
-        with tempfile.TemporaryDirectory(prefix="editor-eval-") as workdir:
-            report = run_suite(
-                lm_model, tok, data, settings, workdir=workdir, plain_model=plain, scorer=tox_scorer, prompts=prompt_rows, oracle=oracle_triple, status=status
-            )
-    except (TaskError, ValueError) as e:
-        raise EditorError(str(e)) from None
+    report = api.evaluate(
+        lm_model,
+        tok,
+        forget=forget_data,
+        retain=retain_data,
+        settings=settings,
+        plain_model=plain,
+        scorer=tox_scorer,
+        prompts=prompt_path if toxicity else None,
+        oracle=oracle_triple,
+        status=status,
+    )
     from editor import __version__
 
     report = {"editor_version": __version__, "model": info, **report}
@@ -193,6 +194,31 @@ def evaluate(
         emit_json(report)
         return
     typer.echo(render_markdown(report), nl=False)
+
+
+def _write_tasks(dest: Path, forget: list[str], retain: list[str], seed: int, force: bool, model: str | None, as_json: bool) -> None:
+    """`--write-tasks DIR`: the four bundled tasks as ready lm-eval files (YAML in DIR, documents in DIR/data), atomically."""
+    from editor.paths import HELDOUT
+    from evals.harness import BUNDLED, write_task_files
+    from evals.suite import EvalData, bundled_docs
+    from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
+    from lmkit.texts import load_texts
+
+    check_replaceable(dest, force, "--write-tasks")
+    check_writable_parent(dest, "--write-tasks")
+    held = {k: load_texts(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
+    docs = bundled_docs(EvalData(forget, retain, held["wikitext"], held["toxic"], held["benign"]), seed)
+    with atomic_dir(dest, "tasks", force=force, option="--write-tasks") as tmp:
+        write_task_files(tmp, tmp / "data", docs)
+        # The YAMLs name their data by absolute path: rewrite the temporary folder's name to the final one.
+        for yaml_file in tmp.glob("*.yaml"):
+            yaml_file.write_text(yaml_file.read_text(encoding="utf-8").replace(str(tmp.resolve()), str(dest.resolve())), encoding="utf-8")
+    command = f"lm_eval --model hf --model_args pretrained={model or 'MODEL_DIR'} --include_path {dest} --tasks {','.join(BUNDLED)}"
+    if as_json:
+        emit_json({"tasks_dir": str(dest), "tasks": list(BUNDLED), "documents": {k: len(v) for k, v in docs.items()}, "command": command})
+        return
+    console.print(f"wrote {', '.join(BUNDLED)}; run them with:\n  {command}", highlight=False, markup=False, soft_wrap=True)
+    typer.echo(str(dest))
 
 
 @user_errors

@@ -13,8 +13,13 @@ from editor.console import before_after_table, console, progress, result_table
 
 @user_errors
 def forget(
-    dataset: Annotated[list[str], typer.Option("--dataset", metavar="DATA", help="What to forget: JSONL, text file or dataset id (repeatable).")],
-    retain: Annotated[list[str] | None, typer.Option(metavar="DATA", help="What to keep (repeatable). Default: the shipped WikiText + benign tweets.")] = None,
+    dataset: Annotated[
+        list[str],
+        typer.Option("--dataset", metavar="DATA", help="What to forget: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable)."),
+    ],
+    retain: Annotated[
+        list[str] | None, typer.Option(metavar="DATA", help="What to keep, in the same formats (repeatable). Default: the shipped WikiText + benign tweets.")
+    ] = None,
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
     out: Annotated[Path | None, typer.Option(help="Output directory for the edited model (default: runs/forget-<model>-<method>).")] = None,
@@ -67,17 +72,16 @@ def forget(
         check_replaceable(dest, force)
         check_writable_parent(dest, need_bytes=weights_bytes(resolve_model(model)))
 
-    from editor.export import export_edit
-    from editor.forget import forget as run_forget
+    from editor import api
     from editor.forget import method_settings
     from editor.methods import get_method
     from editor.methods.base import Progress
-    from editor.model_io import decomposition_dir, load_decomposition_for, load_model, portable_name, portable_path
+    from editor.model_io import decomposition_dir, load_decomposition_for, portable_name, portable_path
 
     m = get_method(method)
     settings = method_settings(m, strength, sets)
     dec_dir = decomposition_dir(model, decomposition) if m.needs_decomposition else None
-    lm, tok = load_model(model)
+    lm, tok = api.load_model(model)
     dec = load_decomposition_for(lm, model, dec_dir) if m.needs_decomposition else None
     if decomposition is not None and not m.needs_decomposition:
         console.print(f"[yellow]warning:[/] --method {m.name} does not use a decomposition; --decomposition is ignored", highlight=False)
@@ -91,13 +95,15 @@ def forget(
                 bar.update(task, completed=done, total=total)
 
         report = Progress(status=lambda message: bar.update(task, status=message), step=step)
-        edit = run_forget(m.name, lm, tok, forget_data, retain_data, settings, decomposition=dec, source=portable_name(model, dest), progress=report)
+        edit = api.forget(
+            lm, tok, forget_data, retain_data, method=m.name, settings=settings, decomposition=dec, source=portable_name(model, dest), progress=report
+        )
     if edit.decomposition and dec_dir is not None:
         edit.decomposition["path"] = portable_path(dec_dir, dest)  # no absolute path of this machine in edit.json
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:
-        export_edit(dest, lm, tok, edit, base_name_or_path=portable_name(model, dest / "adapter"), force=force)
+        api.save(edit, lm, tok, dest, base_model=portable_name(model, dest / "adapter"), force=force)
     manifest = edit.manifest()
     manifest["seconds_total"] = round(time.perf_counter() - start, 2)
     manifest["out"] = None if dry_run else str(dest)

@@ -155,7 +155,10 @@ def test_missing_path(tmp_path, monkeypatch, name):
 def test_directory(tmp_path):
     with pytest.raises(EditorError) as e:
         load_texts(tmp_path)
-    assert str(e.value) == f"{tmp_path} is a directory; pass a JSONL or text file"
+    assert str(e.value) == (
+        f"{tmp_path} is a directory and not a datasets.save_to_disk folder (no state.json or dataset_dict.json); "
+        "pass a JSONL, text, Parquet or CSV file, or a datasets.save_to_disk folder"
+    )
 
 
 def test_unknown_hub_id_offline_is_a_clear_error():

@@ -1,0 +1,317 @@
+"""editor's Python API: the calls the `editor` commands make, for notebooks and scripts.
+
+    import editor
+
+    model, tokenizer = editor.load_model("tiny-toxic")                      # a shipped name, a folder or a hub id
+    edit = editor.forget(model, tokenizer, "examples/forget/toxic.jsonl")    # an editor.edit.Edit; model unchanged
+    edit.summary, edit.components[0].fires_on, edit.metrics["after"]
+    applied = edit.apply(model); ...; applied.revert()                       # in place, and back bit for bit
+    editor.save(edit, model, tokenizer, "runs/detoxed")                      # what `editor forget --out` writes
+    report = editor.evaluate(model, tokenizer, limit=50)                     # what `editor eval --json` prints
+
+Data arguments take a source (a path or hub id as a `str` or `Path`: JSONL, text, Parquet, CSV, a
+`save_to_disk` folder), a list of documents (`list[str]`), or a `lmkit.texts.TextDataset` (`load_data`
+concatenates several sources). Bad input raises `editor.errors.EditorError` (an `lmkit.errors.UserError`)
+with the message the CLI prints; nothing here prints or draws progress bars (pass `progress=`/`status=`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from decompose.config_base import BaseConfig
+from editor.edit import Edit
+from editor.errors import EditorError
+from lmkit.texts import TextDataset
+
+Data = str | Path | Sequence[str] | TextDataset
+
+
+def load_model(name_or_path: str | Path | None = None, dtype=None):
+    """(model in eval mode, tokenizer) from a shipped name (`tiny-toxic`, the default), a local folder or a hub id."""
+    from editor.model_io import load_model as _load
+
+    return _load(None if name_or_path is None else str(name_or_path), dtype=dtype)
+
+
+def load_data(sources: Data | Sequence[str | Path], text_field: str = "text") -> TextDataset:
+    """Documents from one source, several sources (concatenated), a list of documents, or a TextDataset."""
+    from lmkit.texts import load_many
+
+    if isinstance(sources, TextDataset):
+        return sources
+    if isinstance(sources, (str, Path)):
+        return load_many([str(sources)], text_field)
+    items = list(sources)
+    if items and all(isinstance(s, Path) for s in items):
+        return load_many([str(s) for s in items], text_field)
+    if not all(isinstance(s, str) for s in items):
+        raise EditorError("data: expected a path, a list of documents (str) or a TextDataset")
+    texts = [t for t in items if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise EditorError("data: the list holds no non-blank documents")
+    return TextDataset(source=f"{len(texts)} documents given in Python", texts=texts)
+
+
+def _model_name(model) -> str:
+    return str(getattr(model, "name_or_path", "") or getattr(getattr(model, "config", None), "_name_or_path", "") or "")
+
+
+def load_decomposition(model, path: str | Path | None = None):
+    """The decomposition at `path` for `model` (its fingerprint is checked); `None`: the shipped one of a shipped model."""
+    from editor.model_io import load_decomposition_for
+
+    return load_decomposition_for(model, _model_name(model) or None, None if path is None else Path(path))
+
+
+def forget(
+    model,
+    tokenizer,
+    forget: Data,
+    retain: Data | None = None,
+    *,
+    method: str = "vpd",
+    strength: float | None = None,
+    settings: dict[str, Any] | list[str] | BaseConfig | None = None,
+    decomposition=None,
+    text_field: str = "text",
+    source: str | None = None,
+    progress=None,
+) -> Edit:
+    """Make `model` forget `forget` while keeping `retain`, and return the measured `Edit`; `model` is left unchanged.
+
+    Args:
+        method: a VPD edit kind (`vpd`, the default, `vpd-scale`, `vpd-project`, `vpd-remove`) or a baseline
+            (`ga`, `graddiff`, `npo`, `task-vector`), as `editor forget --method`.
+        strength: the method's main knob (`--strength`); `settings`: any other method setting, as a dict, as
+            `key=value` strings (`--set`), or the method's validated settings object.
+        retain: default, the shipped training WikiText + benign tweets.
+        decomposition: a loaded decomposition (`load_decomposition`), a folder, or None for the shipped one of a
+            shipped model (VPD kinds only).
+        source: how the edit records the model (default: its shipped name, else its `name_or_path`).
+        progress: an `editor.methods.base.Progress` (status text and step callbacks).
+    """
+    from editor.forget import forget as run_forget
+    from editor.forget import method_settings
+    from editor.methods import get_method
+    from editor.methods.base import Progress
+    from editor.model_io import shipped_name
+    from editor.paths import RETAIN_DEFAULT
+
+    m = get_method(method)
+    forget_data = load_data(forget, text_field)
+    retain_data = load_data(retain if retain is not None else list(RETAIN_DEFAULT), text_field)
+    chosen = settings if isinstance(settings, BaseConfig) else method_settings(m, strength, settings)
+    if isinstance(settings, BaseConfig) and strength is not None:
+        raise EditorError("pass the strength inside settings= when settings is a validated settings object")
+    if m.needs_decomposition and (decomposition is None or isinstance(decomposition, (str, Path))):
+        decomposition = load_decomposition(model, decomposition)
+    name = _model_name(model)
+    return run_forget(
+        m.name,
+        model,
+        tokenizer,
+        forget_data,
+        retain_data,
+        chosen,
+        decomposition=decomposition if m.needs_decomposition else None,
+        source=source if source is not None else (shipped_name(name) or name),
+        progress=progress or Progress(),
+    )
+
+
+def _portable_edit(edit: Edit, out: Path) -> Edit:
+    """The edit as its files record it: no absolute path of this machine (model and decomposition relative to `out`)."""
+    from editor.model_io import portable_name, portable_path
+
+    model = dict(edit.model)
+    if Path(str(model.get("source", ""))).is_absolute():
+        model["source"] = portable_name(model["source"], out)
+    record = dict(edit.decomposition) if edit.decomposition else None
+    if record and record.get("path") and Path(record["path"]).is_absolute():
+        record["path"] = portable_path(Path(record["path"]), out)
+    return dataclasses.replace(edit, model=model, decomposition=record)
+
+
+def save(edit: Edit, model, tokenizer, out: str | Path, *, base_model: str | None = None, force: bool = False) -> Path:
+    """Write what `editor forget --out` writes: the edited model + tokenizer, `adapter/` (exact PEFT LoRA of the
+    edit on `base_model`, default the model's own name), `edit.json` and the model card `README.md`, atomically.
+
+    `model` is the unedited model; it is left unedited. `force` replaces only a folder an earlier editor run wrote.
+    """
+    from editor.export import export_edit
+    from editor.model_io import portable_name
+    from lmkit.files import check_replaceable, check_writable_parent
+
+    out = Path(out)
+    check_replaceable(out, force)
+    check_writable_parent(out)
+    base = base_model or edit.model.get("source") or _model_name(model)
+    adapter_base = base if not Path(base).is_absolute() else portable_name(base, out / "adapter")
+    return export_edit(out, model, tokenizer, _portable_edit(edit, out), base_name_or_path=adapter_base, force=force)
+
+
+def load_edit(out: str | Path) -> dict[str, Any]:
+    """The `edit.json` record of a saved edit (what changed, why, how it was measured)."""
+    import json
+
+    path = Path(out) / "edit.json"
+    if not path.is_file():
+        raise EditorError(f"{out}: not an editor forget output (no edit.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def evaluate(
+    model,
+    tokenizer,
+    *,
+    forget: Data | None = None,
+    retain: Data | None = None,
+    text_field: str = "text",
+    settings=None,
+    plain_model=None,
+    scorer=None,
+    prompts: str | Path | list[dict] | None = None,
+    oracle=None,
+    workdir: str | Path | None = None,
+    status: Callable[[str], None] | None = None,
+    **options: Any,
+) -> dict:
+    """`editor eval` on a model in memory: lm-eval tasks, forget/retain NLL, and optionally toxicity and robustness.
+
+    Args:
+        forget, retain: default, the held-out toxic and benign tweets.
+        settings: an `evals.suite.SuiteSettings`; or give its fields as keywords (`tasks=("editor_forget",)`,
+            `limit=50`, `toxicity=True`, `robustness=True`, ...).
+        plain_model: the model for NLL, sampling and attacks when `model` is a PeftModel (default `model`).
+        scorer, prompts: for toxicity (default: the best available scorer; the shipped prompts, or a prompt file:
+            JSONL with a `prompt` field or one prompt per line).
+        oracle: a model that never learned the forget set, attacked for reference: a name, or (model, tokenizer, name).
+    Returns the report dict (`editor eval --json`).
+    """
+    import tempfile
+
+    from editor.paths import HELDOUT, PROMPTS, SCORER
+    from evals.harness import TaskError
+    from evals.suite import EvalData, SuiteSettings, run_suite
+
+    if settings is None:
+        from pydantic import ValidationError
+
+        try:
+            settings = SuiteSettings(**options)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise EditorError(f"{'.'.join(str(p) for p in err['loc'])}={err.get('input')!r}: {err['msg'].lower()}") from None
+    elif options:
+        raise EditorError(f"pass either settings= or keyword options, not both ({', '.join(options)})")
+    forget_data = load_data(forget if forget is not None else HELDOUT["toxic"], text_field)
+    retain_data = load_data(retain if retain is not None else HELDOUT["benign"], text_field)
+    held = {k: load_data(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
+    data = EvalData(
+        forget=forget_data.texts,
+        retain=retain_data.texts,
+        wikitext=held["wikitext"],
+        choice_toxic=held["toxic"],
+        choice_benign=held["benign"],
+        sources={
+            "forget": forget_data.source,
+            "retain": retain_data.source,
+            "wikitext": str(HELDOUT["wikitext"]),
+            "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}",
+        },
+    )
+    if settings.robustness and len(data.forget) <= settings.relearn.docs:
+        raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
+    prompt_rows = prompts if isinstance(prompts, list) else None
+    if settings.toxicity:
+        from evals.scorer import load_scorer
+        from evals.toxicity import read_prompts
+
+        if scorer is None:
+            scorer = load_scorer("auto", project_dir=SCORER)
+        if prompts is None or isinstance(prompts, (str, Path)):
+            path = Path(prompts if prompts is not None else PROMPTS)
+            if not path.is_file():
+                raise EditorError(f"--prompts {path}: no such file")
+            try:
+                prompt_rows = read_prompts(path)
+            except ValueError as e:
+                raise EditorError(str(e)) from None
+            data.sources["prompts"] = str(path)
+    if isinstance(oracle, str):
+        oracle_model, oracle_tok = load_model(oracle)
+        oracle = (oracle_model, oracle_tok, oracle)
+    try:
+        with tempfile.TemporaryDirectory(prefix="editor-eval-", dir=workdir) as tmp:
+            return run_suite(
+                model,
+                tokenizer,
+                data,
+                settings,
+                workdir=tmp,
+                plain_model=plain_model,
+                scorer=scorer,
+                prompts=prompt_rows,
+                oracle=oracle,
+                status=status or (lambda _: None),
+            )
+    except (TaskError, ValueError) as e:
+        raise EditorError(str(e)) from None
+
+
+def decompose(
+    model,
+    tokenizer,
+    data: Data | None = None,
+    *,
+    out: str | Path,
+    recipe="tiny-toxic",
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    device: str = "cpu",
+    log: str | None = None,
+    text_field: str = "text",
+    source: str | None = None,
+    dist=None,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_eval: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train a VPD decomposition of `model` on `data` (default: the shipped training text) into `out`; returns `out`.
+
+    `recipe` is a recipe name under recipes/decompose/, a YAML path, or a `decompose.config.DecomposeConfig`;
+    `overrides` are `key=value` items (`--set`). `out/metrics.jsonl` and `out/metrics.png` hold the curves;
+    `log="tensorboard"` also writes TensorBoard event files to `out/tensorboard/`. Load the result with
+    `load_decomposition(model, out)`.
+    """
+    from decompose.config import DecomposeConfig
+    from decompose.data import token_stream
+    from decompose.run import run_decomposition
+    from editor.paths import TRAIN
+    from editor.recipe import load_recipe
+
+    cfg = recipe if isinstance(recipe, DecomposeConfig) else load_recipe(DecomposeConfig, str(recipe), "decompose", list(overrides))
+    if isinstance(recipe, DecomposeConfig) and overrides:
+        raise EditorError("overrides apply to a recipe name or file, not to a DecomposeConfig (use cfg.model_copy(update=...))")
+    texts = load_data(data if data is not None else [Path(p) for p in TRAIN.values()], text_field)
+    stream = token_stream(tokenizer, texts.texts)
+    if stream.numel() <= cfg.seq_len:
+        raise EditorError(f"the data holds {stream.numel()} tokens, fewer than one sequence of {cfg.seq_len}")
+    description = {"sources": texts.source, "documents": len(texts), "tokens": int(stream.numel())}
+    return run_decomposition(
+        model,
+        stream,
+        cfg,
+        Path(out),
+        resume=resume,
+        model_source=source if source is not None else _model_name(model),
+        data_description=description,
+        device=device,
+        dist=dist,
+        log=log,
+        on_step=on_step,
+        on_eval=on_eval,
+    )
