@@ -52,7 +52,8 @@ def forget(
 
     \b
       editor forget --dataset toxic.jsonl --out runs/detoxed
-      editor forget --dataset toxic.jsonl --set max_components=3    # remove a fixed number of components
+      editor forget --dataset toxic.jsonl --strength 0.15 --out runs/more    # a larger retain budget (nats of KL)
+      editor forget --method vpd-remove --set max_components=3 --dataset toxic.jsonl --out runs/rm3    # remove 3 components
       editor forget --method npo --strength 40 --dataset toxic.jsonl --out runs/npo    # baselines (same export)
     """
     import time

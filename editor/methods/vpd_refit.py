@@ -36,6 +36,9 @@ class RefitSettings(VpdSettings):
 
     # Chosen on the validation split (training toxic tweets outside the forget set), never the held-out sets:
     # 30 / 100 / 300 / 1000 components closed 10 / 19 / 30 / 18% of the gap at 1.0 / 1.3 / 1.5 / 1.6% damage.
+    # The largest budget of the validation sweep that kept both retain sets within +2% NLL: 0.1 closed 29.4% of the
+    # gap at WikiText +0.82% / benign +1.92%; 0.145 closed 41.1% but benign rose 2.12% (forget_frontier.py --split validation).
+    max_retain_kl: float | None = Field(0.1, gt=0, description=VpdSettings.model_fields["max_retain_kl"].description)
     components: PositiveInt = Field(300, description="How many candidates change: the top of the output-side ranking.")
     score_batches: PositiveInt = Field(4, description="Forget batches the output-side scores are summed over.")
     steps: PositiveInt = Field(150, description="Adam steps of the learned change.")
