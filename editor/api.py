@@ -1,17 +1,19 @@
 """editor's Python API: the calls the `editor` commands make, for notebooks and scripts.
 
-    import editor
+    from editor import api
 
-    model, tokenizer = editor.load_model("tiny-toxic")                      # a shipped name, a folder or a hub id
-    edit = editor.forget(model, tokenizer, "examples/forget/toxic.jsonl")    # an editor.edit.Edit; model unchanged
+    model, tokenizer = api.load_model("tiny-toxic")                      # a shipped name, a folder or a hub id
+    edit = api.forget(model, tokenizer, "examples/forget/toxic.jsonl")    # an editor.edit.Edit; model unchanged
     edit.summary, edit.components[0].fires_on, edit.metrics["after"]
-    applied = edit.apply(model); ...; applied.revert()                       # in place, and back bit for bit
-    editor.save(edit, model, tokenizer, "runs/detoxed")                      # what `editor forget --out` writes
-    report = editor.evaluate(model, tokenizer, limit=50)                     # what `editor eval --json` prints
+    applied = edit.apply(model); ...; applied.revert()                    # in place, and back bit for bit
+    api.save(edit, model, tokenizer, "runs/detoxed")                      # what `editor forget --out` writes
+    report = api.evaluate(model, tokenizer, limit=50)                     # what `editor eval --json` prints
 
-Data arguments take a source (a path or hub id as a `str` or `Path`: JSONL, text, Parquet, CSV, a
-`save_to_disk` folder), a list of documents (`list[str]`), or a `lmkit.texts.TextDataset` (`load_data`
-concatenates several sources). Bad input raises `editor.errors.EditorError` (an `lmkit.errors.UserError`)
+(It is `editor.api.forget`, not `editor.forget`: that name is the module `editor/forget.py`.)
+
+Data arguments take one source (a path or hub id as a `str` or `Path`: JSONL, text, Parquet, CSV, a
+`save_to_disk` folder), a list of `Path`s (several sources, concatenated), a list of documents (`list[str]`),
+or a `lmkit.texts.TextDataset`. Bad input raises `editor.errors.EditorError` (an `lmkit.errors.UserError`)
 with the message the CLI prints; nothing here prints or draws progress bars (pass `progress=`/`status=`).
 """
 
@@ -39,7 +41,8 @@ def load_model(name_or_path: str | Path | None = None, dtype=None):
 
 
 def load_data(sources: Data | Sequence[str | Path], text_field: str = "text") -> TextDataset:
-    """Documents from one source, several sources (concatenated), a list of documents, or a TextDataset."""
+    """Documents from one source (str or Path), several sources (a list of Paths, concatenated), a list of
+    documents (a list of str), or a TextDataset (returned as is)."""
     from lmkit.texts import load_many
 
     if isinstance(sources, TextDataset):
