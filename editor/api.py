@@ -1,23 +1,26 @@
 """editor's Python API: the calls the `editor` commands make, for notebooks and scripts.
 
-    import editor
+    from editor import api
 
-    model, tokenizer = editor.load_model("tiny-toxic")                      # a shipped name, a folder or a hub id
-    edit = editor.forget(model, tokenizer, "examples/forget/toxic.jsonl")    # an editor.edit.Edit; model unchanged
+    model, tokenizer = api.load_model("tiny-toxic")                      # a shipped name, a folder or a hub id
+    edit = api.forget(model, tokenizer, "examples/forget/toxic.jsonl")    # an editor.edit.Edit; model unchanged
     edit.summary, edit.components[0].fires_on, edit.metrics["after"]
-    applied = edit.apply(model); ...; applied.revert()                       # in place, and back bit for bit
-    editor.save(edit, model, tokenizer, "runs/detoxed")                      # what `editor forget --out` writes
-    report = editor.evaluate(model, tokenizer, limit=50)                     # what `editor eval --json` prints
+    applied = edit.apply(model); ...; applied.revert()                    # in place, and back bit for bit
+    api.save(edit, model, tokenizer, "runs/detoxed")                      # what `editor forget --out` writes
+    report = api.evaluate(model, tokenizer, limit=50)                     # what `editor eval --json` prints
 
-Data arguments take a source (a path or hub id as a `str` or `Path`: JSONL, text, Parquet, CSV, a
-`save_to_disk` folder), a list of documents (`list[str]`), or a `lmkit.texts.TextDataset` (`load_data`
-concatenates several sources). Bad input raises `editor.errors.EditorError` (an `lmkit.errors.UserError`)
+(It is `editor.api.forget`, not `editor.forget`: that name is the module `editor/forget.py`.)
+
+Data arguments take one source (a path or hub id as a `str` or `Path`: JSONL, text, Parquet, CSV, a
+`save_to_disk` folder), a list of `Path`s (several sources, concatenated), a list of documents (`list[str]`),
+or a `lmkit.texts.TextDataset`. Bad input raises `editor.errors.EditorError` (an `lmkit.errors.UserError`)
 with the message the CLI prints; nothing here prints or draws progress bars (pass `progress=`/`status=`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,8 @@ def load_model(name_or_path: str | Path | None = None, dtype=None):
 
 
 def load_data(sources: Data | Sequence[str | Path], text_field: str = "text") -> TextDataset:
-    """Documents from one source, several sources (concatenated), a list of documents, or a TextDataset."""
+    """Documents from one source (str or Path), several sources (a list of Paths, concatenated), a list of
+    documents (a list of str), or a TextDataset (returned as is)."""
     from lmkit.texts import load_many
 
     if isinstance(sources, TextDataset):
@@ -123,35 +127,43 @@ def forget(
     )
 
 
-def _portable_edit(edit: Edit, out: Path) -> Edit:
-    """The edit as its files record it: no absolute path of this machine (model and decomposition relative to `out`)."""
-    from editor.model_io import portable_name, portable_path
+def _local_folder(name: str, out: Path) -> Path | None:
+    """The folder a model name points to, if it is one: absolute, relative to the current folder, or (as `editor
+    forget` records it) relative to the output folder `out`. None for a shipped name or a Hub id."""
+    from editor.model_io import shipped_name
 
-    model = dict(edit.model)
-    if Path(str(model.get("source", ""))).is_absolute():
-        model["source"] = portable_name(model["source"], out)
-    record = dict(edit.decomposition) if edit.decomposition else None
-    if record and record.get("path") and Path(record["path"]).is_absolute():
-        record["path"] = portable_path(Path(record["path"]), out)
-    return dataclasses.replace(edit, model=model, decomposition=record)
+    if not name or shipped_name(name):
+        return None
+    for candidate in (Path(name).expanduser(), out / name):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
 
 
 def save(edit: Edit, model, tokenizer, out: str | Path, *, base_model: str | None = None, force: bool = False) -> Path:
-    """Write what `editor forget --out` writes: the edited model + tokenizer, `adapter/` (exact PEFT LoRA of the
-    edit on `base_model`, default the model's own name), `edit.json` and the model card `README.md`, atomically.
+    """Write what `editor forget --out` writes: the edited model + tokenizer, `adapter/` (the exact PEFT LoRA of the
+    edit), `edit.json` and the model cards (`README.md`, `adapter/README.md`), atomically; returns `out`.
 
-    `model` is the unedited model; it is left unedited. `force` replaces only a folder an earlier editor run wrote.
+    `model` is the unedited model; it is left unedited. `base_model` names the original model in the manifest,
+    the cards and the adapter's config: a Hub id or a shipped name as is, a local folder by its path relative to
+    each file (default: the edit's recorded model). `force` replaces only a folder an earlier editor run wrote.
     """
     from editor.export import export_edit
-    from editor.model_io import portable_name
+    from editor.model_io import portable_path
     from lmkit.files import check_replaceable, check_writable_parent
 
     out = Path(out)
     check_replaceable(out, force)
     check_writable_parent(out)
-    base = base_model or edit.model.get("source") or _model_name(model)
-    adapter_base = base if not Path(base).is_absolute() else portable_name(base, out / "adapter")
-    return export_edit(out, model, tokenizer, _portable_edit(edit, out), base_name_or_path=adapter_base, force=force)
+    base = str(base_model or edit.model.get("source") or _model_name(model))
+    folder = _local_folder(base, out)
+    source = os.path.relpath(folder, out.resolve()) if folder else base
+    adapter_base = os.path.relpath(folder, (out / "adapter").resolve()) if folder else base
+    record = dict(edit.decomposition) if edit.decomposition else None
+    if record and record.get("path") and Path(record["path"]).is_absolute():
+        record["path"] = portable_path(Path(record["path"]), out)
+    portable = dataclasses.replace(edit, model={**edit.model, "source": source}, decomposition=record)
+    return export_edit(out, model, tokenizer, portable, base_name_or_path=adapter_base, force=force)
 
 
 def load_edit(out: str | Path) -> dict[str, Any]:

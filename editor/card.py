@@ -1,13 +1,21 @@
-"""The model card (`README.md`) of an exported edit, from its `edit.json` manifest: one card for every method.
+"""The model cards (`README.md`) of an exported edit, from its `edit.json` manifest: one card for every method.
 
-Hub-style YAML metadata first (base model by its portable name, library, tags), then what changed, how
-the method chose it (the method's own paragraph, filled with the settings that ran), the changed
-matrices, the changed components with their tokens, and the measured NLL before and after.
+Both cards open with the YAML metadata the Hugging Face Hub reads (`base_model` by its portable name,
+`library_name`, `pipeline_tag`, tags such as `unlearning`), written with a YAML library so any name is
+quoted correctly. The model's card then says what changed, how the method chose it (the method's own
+paragraph, filled with the settings that ran), the changed matrices, the changed components with their
+tokens, and the measured NLL before and after, as markdown tables. The adapter's card (`adapter/README.md`)
+says how to load the adapter onto its base model.
+
+A base model given as a local folder is recorded relative to the card (`../model`): that is not a Hub id,
+so it goes into the text and not into `base_model`.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import yaml
 
 from editor.methods import get_method
 
@@ -39,19 +47,31 @@ def component_rows(components: list[dict[str, Any]], link: str | None = None) ->
     return "\n".join(rows)
 
 
+def is_local_path(name: str) -> bool:
+    """A model named by a relative or absolute folder path (not a Hub id or a shipped name)."""
+    return not name or name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def metadata_block(base: str, library: str, tags: list[str]) -> list[str]:
+    """The `---`-fenced YAML metadata of a Hub model card."""
+    meta: dict[str, Any] = {}
+    if not is_local_path(base):
+        meta["base_model"] = base
+    meta.update({"library_name": library, "pipeline_tag": "text-generation", "tags": tags})
+    return ["---", *yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).splitlines(), "---"]
+
+
+def card_tags(manifest: dict[str, Any]) -> list[str]:
+    return ["editor", "unlearning", "machine-unlearning", manifest["method"]] + (["parameter-decomposition"] if manifest.get("decomposition") else [])
+
+
 def model_card(manifest: dict[str, Any], component_link: str | None = None) -> str:
     """The card text. `component_link` (e.g. "components/{module}-{index}.html") links each component to its page."""
     m, d = manifest, manifest["data"]
     base = m["model"]["source"]
-    tags = ["editor", "unlearning", m["method"]] + (["parameter-decomposition"] if m.get("decomposition") else [])
     changed = "\n".join(f"| `{n}` | {c['rank']} | {c['delta_frobenius']:.4g} |" for n, c in m["changed_modules"].items())
     parts = [
-        "---",
-        f"base_model: {base}",
-        "library_name: transformers",
-        "tags:",
-        *[f"- {t}" for t in tags],
-        "---",
+        *metadata_block(base, "transformers", card_tags(m)),
         "",
         f"# {base}, edited: {m['summary']}",
         "",
@@ -93,6 +113,33 @@ def model_card(manifest: dict[str, Any], component_link: str | None = None) -> s
         metrics_rows(m["metrics"]),
         "",
         "Held-out evaluations belong in `editor eval`; these figures are on the edit's own data.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def adapter_card(manifest: dict[str, Any], base: str) -> str:
+    """`adapter/README.md`: the PEFT LoRA adapter of the edit, on `base` (its portable name, relative to the adapter)."""
+    m = manifest
+    where = f"the local folder `{base}` (relative to this adapter)" if is_local_path(base) else f"`{base}`"
+    load = base if not is_local_path(base) else "path/to/base-model"
+    parts = [
+        *metadata_block(base, "peft", card_tags(m) + ["lora"]),
+        "",
+        f"# LoRA adapter: {m['summary']}",
+        "",
+        f"The weight change of `editor forget --method {m['method']}` as a PEFT LoRA adapter for {where}: {m['summary']}",
+        f"(rank {sum(c['rank'] for c in m['changed_modules'].values())} over {len(m['changed_modules'])} matrices, scaling 1).",
+        "Merging it reproduces the edited checkpoint in the folder above exactly; `../edit.json` and `../README.md` say what",
+        "changed and how it was measured.",
+        "",
+        "```python",
+        "from peft import PeftModel",
+        "from transformers import AutoModelForCausalLM",
+        "",
+        f'base = AutoModelForCausalLM.from_pretrained("{load}")',
+        'model = PeftModel.from_pretrained(base, "adapter")      # or .merge_and_unload() for a plain model',
+        "```",
         "",
     ]
     return "\n".join(parts)

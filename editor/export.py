@@ -19,7 +19,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from editor.apply import Factors
-from editor.card import model_card
+from editor.card import adapter_card, model_card
 from editor.edit import Edit
 from editor.errors import EditorError
 from lmkit.faults import failpoint
@@ -98,6 +98,8 @@ def export_edit(out: Path, model: Any, tokenizer, edit: Edit, base_name_or_path:
         tokenizer.save_pretrained(tmp)
         if edit.factors:  # an empty edit has no adapter: a LoRA of rank 0 cannot be saved
             save_lora_adapter(model, edit.factors, tmp / "adapter", base_name_or_path)
+            # PEFT writes a template card; ours names the base model and says how to load the adapter.
+            (tmp / "adapter" / "README.md").write_text(adapter_card(manifest, base_name_or_path), encoding="utf-8")
         (tmp / "edit.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
     return Path(out)

@@ -198,14 +198,16 @@ def evaluate(
 
 def _write_tasks(dest: Path, forget: list[str], retain: list[str], seed: int, force: bool, model: str | None, as_json: bool) -> None:
     """`--write-tasks DIR`: the four bundled tasks as ready lm-eval files (YAML in DIR, documents in DIR/data), atomically."""
+    from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
+
+    check_replaceable(dest, force, "--write-tasks")  # before anything heavy is imported
+    check_writable_parent(dest, "--write-tasks")
+
     from editor.paths import HELDOUT
     from evals.harness import BUNDLED, write_task_files
     from evals.suite import EvalData, bundled_docs
-    from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
     from lmkit.texts import load_texts
 
-    check_replaceable(dest, force, "--write-tasks")
-    check_writable_parent(dest, "--write-tasks")
     held = {k: load_texts(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
     docs = bundled_docs(EvalData(forget, retain, held["wikitext"], held["toxic"], held["benign"]), seed)
     with atomic_dir(dest, "tasks", force=force, option="--write-tasks") as tmp:

@@ -104,7 +104,7 @@ def forget(
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:
-        api.save(edit, lm, tok, dest, base_model=portable_name(model, dest / "adapter"), force=force)
+        api.save(edit, lm, tok, dest, force=force)
     manifest = edit.manifest()
     manifest["seconds_total"] = round(time.perf_counter() - start, 2)
     manifest["out"] = None if dry_run else str(dest)

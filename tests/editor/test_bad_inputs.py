@@ -40,6 +40,8 @@ def bad(tmp_path_factory) -> Path:
     (root / "notstring.jsonl").write_text('{"text": 42}\n', encoding="utf-8")
     (root / "empty.jsonl").write_text("\n  \n", encoding="utf-8")
     (root / "adir").mkdir()
+    (root / "nocol.csv").write_text("body,label\nsome text,0\n", encoding="utf-8")
+    (root / "broken.parquet").write_bytes(b"PAR1 but not parquet")
     (root / "afile").write_text("a plain file\n", encoding="utf-8")
     (root / "fakemodel").mkdir()  # looks like a model to the light checks (config.json): errors must come before loading it
     (root / "fakemodel" / "config.json").write_text("{}\n", encoding="utf-8")
@@ -91,6 +93,8 @@ CASES = [
     ("forget-text-not-string", [*F, "--dataset", "notstring.jsonl"], ["notstring.jsonl:1", "not a string"], LIGHT),
     ("forget-empty-file", [*F, "--dataset", "empty.jsonl"], ["empty.jsonl", "empty"], LIGHT),
     ("forget-directory-as-data", [*F, "--dataset", "adir"], ["adir", "is a directory"], LIGHT),
+    ("forget-csv-no-column", [*F, "--dataset", "nocol.csv"], ["nocol.csv", "no column 'text'", "body, label", "--text-field"], LIGHT),
+    ("forget-broken-parquet", [*F, "--dataset", "broken.parquet"], ["broken.parquet", "not a readable Parquet file"], LIGHT),
     ("forget-latin1-retain", ["forget", "--dataset", "good.jsonl", "--retain", "latin1.txt"], ["latin1.txt", "not UTF-8", "byte 21"], LIGHT),
     # forget: model and decomposition
     ("forget-missing-model", [*FG, "--model", "./nope"], ["--model ./nope", "no such model directory"], LIGHT),
@@ -148,9 +152,12 @@ CASES = [
     ("decompose-interrupted-no-resume", ["decompose", "--data", "good.jsonl", "--out", "dec-partial"], ["dec-partial.partial", "--resume"], LIGHT),
     ("decompose-binary-data", ["decompose", "--data", "bin.jsonl", "--out", "new-dec"], ["bin.jsonl", "NUL byte"], LIGHT),
     ("decompose-bad-device", [*D, "--device", "gpu"], ["--device gpu"], LIGHT),
+    ("decompose-unknown-logger", [*D, "--log", "wandb"], ["--log wandb", "unknown logger", "tensorboard"], LIGHT),
     ("decompose-absent-device", [*D, "--device", "cuda:7"], ["--device cuda:7", "CUDA device"], HEAVY),
     # eval
     ("eval-out-folder", [*E, "--out", "adir"], ["--out adir", "is a folder"], LIGHT),
+    ("eval-write-tasks-is-a-file", [*E, "--write-tasks", "afile"], ["--write-tasks afile", "not a folder"], LIGHT),
+    ("eval-write-tasks-users-folder", [*E, "--write-tasks", "precious", "--force"], ["--write-tasks precious", "not written by editor"], LIGHT),
     ("eval-out-users-file", [*E, "--out", "notreport.json", "--force"], ["notreport.json", "not a report of editor eval"], LIGHT),
     ("eval-out-under-a-file", [*E, "--out", "afile/r.json"], ["--out afile/r.json", "afile is a file"], LIGHT),
     ("eval-binary-forget", ["eval", "--forget", "bin.jsonl"], ["bin.jsonl", "NUL byte"], LIGHT),
