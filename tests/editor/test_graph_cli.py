@@ -165,3 +165,27 @@ def test_html_renders_in_headless_chromium(drawn: Path, tmp_path):
     run = subprocess.run([str(CHROMIUM), *flags, f"--screenshot={shot}", "--window-size=1400,900", url], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_components_html_pages(workspace: Workspace, tmp_path):
+    out = tmp_path / "pages"
+    args = ["components", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic, "--top", "4", "--docs", "60"]
+    result = invoke(*args, "--html", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert_clean(result)
+    rows = json.loads(result.stdout)["components"]
+    from editor.component_pages import page_name
+
+    names = {page_name(r["module"], r["index"]) for r in rows}
+    assert {p.name for p in out.iterdir()} >= names | {"index.html"}
+    index = parse(out / "index.html")
+    assert {a["href"] for t, a in index.tags if t == "a"} == names
+    for name in names:
+        text = (out / name).read_text(encoding="utf-8")
+        page = parse(out / name)
+        assert "http://" not in text and "https://" not in text
+        fired = [a for t, a in page.tags if a.get("class") == "fire"]
+        assert 1 <= len(fired) <= 8  # one highlighted token per context
+        assert sum(1 for t, _ in page.tags if t == "tr") == len(fired) + 1
+    assert_user_error(invoke(*args, "--html", out), "--html", "--force")  # an existing folder is replaced only with --force
+    assert invoke(*args, "--html", out, "--force").exit_code == 0
