@@ -13,6 +13,7 @@ from editor.cli.components import components
 from editor.cli.decompose import decompose
 from editor.cli.eval import eval_assets, evaluate
 from editor.cli.forget import forget
+from editor.cli.graph import graph
 from editor.cli.target import target_app
 
 
@@ -53,6 +54,7 @@ app.command("decompose")(decompose)
 app.command("forget")(forget)
 app.command("components")(components)
 app.command("compare")(compare)
+app.command("graph")(graph)
 app.add_typer(target_app, name="target")
 app.command("eval")(evaluate)
 target_app.command("eval-assets")(eval_assets)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from editor.cli.common import DecompOpt, JsonOpt, ModelOpt, TextFieldOpt, check_model_inputs, emit_json, user_errors
+from editor.cli.common import DecompOpt, ForceOpt, JsonOpt, ModelOpt, TextFieldOpt, check_model_inputs, emit_json, user_errors
 from editor.console import console, result_table
 
 
@@ -21,6 +22,8 @@ def components(
     top: Annotated[int, typer.Option(min=1, help="Components to list.")] = 20,
     docs: Annotated[int, typer.Option(min=1, help="Documents sampled from the dataset.")] = 1000,
     text_field: TextFieldOpt = "text",
+    html: Annotated[Path | None, typer.Option(help="Also write browsable pages here: index.html and one page per component with its top contexts.")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The components most active on a dataset: matrix, mean CI, firing density, tokens they fire on and promote.
@@ -29,6 +32,7 @@ def components(
 
     \b
       editor components --dataset toxic.jsonl --top 10
+      editor components --dataset toxic.jsonl --top 50 --html runs/components
     """
     from editor.model_io import decomposition_dir
     from lmkit.texts import load_many
@@ -36,6 +40,10 @@ def components(
     data = load_many(dataset, text_field)
     check_model_inputs(model, decomposition)
     dec_dir = decomposition_dir(model, decomposition)
+    if html is not None:
+        from lmkit.files import check_replaceable
+
+        check_replaceable(html, force, "--html")
 
     from editor.explain import top_components
     from editor.model_io import load_decomposition_for, load_model
@@ -45,8 +53,16 @@ def components(
     rows, tokens, truncated = top_components(dec, tok, data.texts, top, docs)
     if truncated:
         console.print(f"[yellow]warning:[/] {truncated} documents were truncated to the context length", highlight=False)
+    if html is not None:
+        from editor.component_pages import contexts_for, write_pages
+        from lmkit.files import atomic_dir
+
+        contexts = contexts_for(dec, tok, data.texts, rows, docs)
+        with atomic_dir(html, "pages", force=force, option="--html") as tmp:
+            write_pages(tmp, rows, contexts, tok, data.source, tokens)
+        console.print(f"pages: {html / 'index.html'}", highlight=False)
     if as_json:
-        emit_json({"dataset": data.source, "tokens": tokens, "components": rows})
+        emit_json({"dataset": data.source, "tokens": tokens, "components": rows} | ({"html": str(html)} if html else {}))
         return
     cells = [
         [
