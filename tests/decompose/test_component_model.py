@@ -186,6 +186,4 @@ def test_gradients_reach_components_and_not_the_frozen_model():
         assert masks[n].grad is not None and masks[n].grad.abs().sum() > 0, n
     assert all(p.grad is None for p in cm.model.parameters())
     # The component parameters are exactly U and V of every matrix.
-    assert {id(p) for p in cm.parameters()} - {id(p) for p in cm.model.parameters()} == {
-        id(p) for comp in cm.components.values() for p in (comp.U, comp.V)
-    }
+    assert {id(p) for p in cm.parameters()} - {id(p) for p in cm.model.parameters()} == {id(p) for comp in cm.components.values() for p in (comp.U, comp.V)}

@@ -49,8 +49,9 @@ def test_masked_components_node_matches_autograd(with_delta, with_bias, routing)
         "U": torch.randn(C, d_out, generator=gen),
     }
     bias = torch.randn(d_out, generator=gen) if with_bias else None
-    routed = {"some": torch.rand(N, generator=gen) < 0.5, "none": None, "all": torch.ones(N, dtype=torch.bool),
-              "empty": torch.zeros(N, dtype=torch.bool)}[routing]
+    routed = {"some": torch.rand(N, generator=gen) < 0.5, "none": None, "all": torch.ones(N, dtype=torch.bool), "empty": torch.zeros(N, dtype=torch.bool)}[
+        routing
+    ]
     idx = None if routed is None else routed.nonzero().squeeze(1)
     grad_out = torch.randn(N, d_out, generator=gen)
     results = []

@@ -83,7 +83,12 @@ def test_annealed_p_window():
 def test_config_validation():
     cfg = ImportanceMinimalityConfig()
     assert (cfg.kind, cfg.coeff, cfg.p_start, cfg.p_final, cfg.beta, cfg.eps) == (
-        "importance_minimality", 1e-3, 2.0, 0.4, 0.0, 1e-12,
+        "importance_minimality",
+        1e-3,
+        2.0,
+        0.4,
+        0.0,
+        1e-12,
     )
     with pytest.raises(ValidationError):
         ImportanceMinimalityConfig(p_anneal_start_frac=0.7, p_anneal_end_frac=0.5)

@@ -360,10 +360,7 @@ def test_batched_kls_equal_separate_passes_tiny_llama():
     ctx = ReconContext(cm, ids, {}, TargetDistribution(cm.run(ids)), gen, 0, 1)
     names = cm.names
     routed = uniform_k_routing(10, len(names), gen)
-    p_routed = {
-        n: ModuleMask(torch.rand(*lead, 4, generator=gen), torch.rand(lead, generator=gen), routed[i].view(lead))
-        for i, n in enumerate(names)
-    }
+    p_routed = {n: ModuleMask(torch.rand(*lead, 4, generator=gen), torch.rand(lead, generator=gen), routed[i].view(lead)) for i, n in enumerate(names)}
     p_plain = {n: ModuleMask(torch.rand(*lead, 4, generator=gen), torch.rand(lead, generator=gen)) for n in names}
     p_no_delta = {n: ModuleMask(torch.rand(*lead, 4, generator=gen)) for n in names}
     passes = [p_routed, p_plain, p_no_delta]

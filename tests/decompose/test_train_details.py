@@ -171,9 +171,7 @@ def test_kill_during_checkpoint_write_then_resume(tmp_path, monkeypatch):
     # Resume (with a fresh leftover) continues from step 4 and ends where the uninterrupted run ended.
     _junk_tmp(ckpt_dir, 99)
     steps_run = []
-    resumed = run_decomposition(
-        tiny_model("llama"), stream, cfg, out, resume=True, on_step=lambda step, total, m: steps_run.append(step)
-    )
+    resumed = run_decomposition(tiny_model("llama"), stream, cfg, out, resume=True, on_step=lambda step, total, m: steps_run.append(step))
     torch.set_num_threads(1)
     assert steps_run == list(range(5, 13))
     assert not partial_dir(out).exists()
