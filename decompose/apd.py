@@ -20,9 +20,12 @@ top-k, are what benchmarks/toy_methods.py shows beside SPD and VPD.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -207,3 +210,47 @@ class ApdDecomposer:
             _, attr = self.attributions(part)
             counts += self.topk_mask(attr).sum(0)
         return counts / x.shape[0]
+
+
+def run_apd(model: nn.Module, batches: BatchSource, cfg: DecomposeConfig, out: Path, *, manifest_extra: dict | None = None, on_step=None) -> Path:
+    """Train APD and save `out` atomically: apd_components.safetensors (A, B per matrix) + decomposition.json."""
+    from safetensors.torch import save_file
+
+    from decompose.layout import partial_dir
+    from lmkit.files import versions
+
+    out = Path(out)
+    if out.exists():
+        raise DecompositionError(f"{out} already exists; choose another --out or remove it")
+    work = partial_dir(out)
+    if work.exists():
+        raise DecompositionError(f"{work} holds an interrupted run; APD runs do not resume: remove it")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    dec = ApdDecomposer(model, cfg, batches)
+    metrics: dict[str, float] = {}
+    while not dec.done:
+        metrics = dec.train_step()
+        if on_step is not None:
+            on_step(dec.step, dec.total_steps, metrics)
+    work.mkdir(parents=True)
+    tensors = {}
+    for n in dec.names:
+        tensors[f"A.{n}"] = dec.comp(n).A.detach().float().cpu().contiguous()
+        tensors[f"B.{n}"] = dec.comp(n).B.detach().float().cpu().contiguous()
+    save_file(tensors, str(work / "apd_components.safetensors"), metadata={"format": "editor-apd/1"})
+    manifest = {
+        "format": "editor-apd/1",
+        "name": cfg.name,
+        "method": "apd",
+        "config": cfg.model_dump(mode="json"),
+        "modules": [{"name": n, "d_in": t.d_in, "d_out": t.d_out} for n, t in dec.targets.items()],
+        "metrics": {**metrics, "faithfulness": dec.faithfulness().item()},
+        "seconds": round(time.perf_counter() - start, 1),
+        "versions": versions(),
+        **(manifest_extra or {}),
+    }
+    (work / "decomposition.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    work.rename(out)
+    return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -217,3 +218,28 @@ def train_toy(name: str, seed: int = 0) -> Toy:
     for p in model.parameters():
         p.requires_grad_(False)
     return Toy(spec, model.eval(), seed, coeffs)
+
+
+def cached_toy(name: str, seed: int, cache_dir: Path) -> Toy:
+    """train_toy, with the trained weights kept in cache_dir/<name>-seed<seed>.pt for the next call."""
+    path = cache_dir / f"{name}-seed{seed}.pt"
+    if path.is_file():
+        spec = SPECS[name]
+        state = torch.load(path, weights_only=True)
+        model: nn.Module
+        if spec.kind == "tms":
+            model = TMS(spec.n_features, spec.d_hidden)
+        else:
+            model = ResidMLP(spec.n_features, spec.d_embed, spec.d_hidden, spec.n_layers, torch.Generator())
+        model.load_state_dict(state["model"])
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return Toy(spec, model.eval(), seed, state.get("label_coeffs"))
+    toy = train_toy(name, seed)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    state = {"model": toy.model.state_dict()}
+    if toy.label_coeffs is not None:
+        state["label_coeffs"] = toy.label_coeffs
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").rename(path)
+    return toy
