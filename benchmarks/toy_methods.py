@@ -20,7 +20,7 @@ import json
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 TOYS = ["tms-5-2", "tms-40-10", "resid-mlp-20-10", "resid-mlp-100-50", "resid-mlp-2x25"]
@@ -68,6 +68,12 @@ def run_one(toy_name: str, method: str, seed: int, factor: float, cache: Path) -
         "steps": cfg.steps,
         **figure,
     }
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def key(run: dict) -> tuple:
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factors", nargs="+", type=float, default=[0.3, 1.0, 3.0], help="Multipliers of the minimality knob.")
     ap.add_argument("--sweep-toys", nargs="+", default=None, help="Toys that get the whole sweep (others: factor 1, first seed). Default: all.")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--table-only", action="store_true", help="Write the table and figure from runs.jsonl without running anything.")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--cache", type=Path, default=Path("runs/toy-models"), help="Trained toy models, reused across runs.")
     args = ap.parse_args(argv)
@@ -158,14 +165,20 @@ def main(argv: list[str] | None = None) -> int:
                 for method in args.methods:
                     if (toy, method, seed, factor) not in done:
                         todo.append((toy, method, seed, factor))
+    # The recipe's own coefficient on the first seed first, for every toy; then the sweep.
+    todo.sort(key=lambda job: (job[3] != 1.0 or job[2] != args.seeds[0], job[2], job[3]))
+    if args.table_only:
+        todo = []
     print(f"{len(todo)} runs to do, {len(done)} already in {runs_path}", file=sys.stderr)
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    # One torch thread per worker: on a busy machine, idle OpenMP threads spin and burn the CPU share.
+    with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         # Each toy model is trained once per seed (in parallel), then read from the cache by every run.
         from decompose.toy.models import cached_toy
 
-        list(pool.map(cached_toy, *zip(*sorted({(t, s, args.cache) for t, _, s, _ in todo}))))
+        if todo:
+            list(pool.map(cached_toy, *zip(*sorted({(t, s, args.cache) for t, _, s, _ in todo}))))
         futures = [pool.submit(run_one, *job, args.cache) for job in todo]
-        for fut in futures:
+        for fut in as_completed(futures):
             run = fut.result()
             runs.append(run)
             with runs_path.open("a") as f:

@@ -130,7 +130,7 @@ def test_apd_refuses_language_models():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["tms-5-2-spd"])
+@pytest.mark.parametrize("recipe", ["tms-5-2-spd", "tms-5-2-vpd"])
 def test_spd_and_vpd_recover_every_mechanism(recipe):
     toy = train_toy(recipe.rsplit("-", 1)[0], seed=0)
     result = decompose_toy(toy, load_recipe(DecomposeConfig, recipe, "decompose"))
