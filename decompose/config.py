@@ -6,10 +6,16 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from decompose.apd_config import ApdSettings
 from decompose.ci_fns import CIFnConfig
 from decompose.ci_fns.shared_mlp import SharedMlpConfig
 from decompose.config_base import BaseConfig
 from decompose.losses import FaithfulnessConfig, ImportanceMinimalityConfig, LossConfig, ReconConfig
+from decompose.losses.persistent_pgd_recon import PersistentPgdReconConfig
+from decompose.losses.pgd_recon import PgdReconConfig
+
+Method = Literal["vpd", "spd", "apd"]
+ADVERSARIAL = (PgdReconConfig, PersistentPgdReconConfig)
 
 
 class EvalSettings(BaseConfig):
@@ -24,13 +30,19 @@ class DecomposeConfig(BaseConfig):
     """Every default in one place; recipes override fields, `--set a.b=c` overrides recipes."""
 
     name: str = Field("decomposition", description="Run name, recorded in the manifest.")
+    method: Method = Field(
+        "vpd",
+        description="vpd: every listed loss; spd: the same without the adversarial (pgd) reconstruction losses; "
+        "apd: parameter components across all matrices trained by the `apd` settings (the loss list is not used).",
+    )
     targets: dict[str, PositiveInt] = Field(
         default_factory=dict,
         description="fnmatch pattern over module names → C. Empty: the architecture's attention and MLP matrices.",
     )
     default_C: PositiveInt = Field(256, description="C for every matrix when `targets` is empty.")
     ci_fn: CIFnConfig = Field(default_factory=SharedMlpConfig, description="Causal-importance function.")
-    losses: list[LossConfig] = Field(description="Loss terms with their coefficients.")
+    losses: list[LossConfig] = Field(default_factory=list, description="Loss terms with their coefficients (vpd and spd).")
+    apd: ApdSettings = Field(default_factory=ApdSettings, description="APD's components and losses (method apd only).")
     output_loss: Literal["kl", "mse"] = Field("kl", description="KL to the target's next-token distribution (LMs) or MSE (toy models).")
     steps: PositiveInt = Field(2000, description="Main training steps (after the faithfulness warmup).")
     batch_size: PositiveInt = Field(8, description="Sequences per step.")
@@ -60,8 +72,11 @@ class DecomposeConfig(BaseConfig):
         dupes = {k for k in kinds if kinds.count(k) > 1}
         if dupes:
             raise ValueError(f"loss kinds listed twice: {sorted(dupes)}")
-        if not any(isinstance(loss, ReconConfig) for loss in self.losses):
-            raise ValueError("at least one reconstruction loss is needed (stochastic_recon, pgd_recon, persistent_pgd_recon)")
+        if self.method == "apd":
+            return self
+        if not self.recon:
+            needed = "stochastic_recon (spd drops the adversarial ones)" if self.method == "spd" else "stochastic_recon, pgd_recon, persistent_pgd_recon"
+            raise ValueError(f"at least one reconstruction loss is needed: {needed}")
         return self
 
     def loss(self, cls: type) -> object | None:
@@ -77,4 +92,8 @@ class DecomposeConfig(BaseConfig):
 
     @property
     def recon(self) -> list[ReconConfig]:
-        return [loss for loss in self.losses if isinstance(loss, ReconConfig)]  # type: ignore[misc]
+        """The reconstruction losses this method trains with (spd: the non-adversarial ones)."""
+        recon = [loss for loss in self.losses if isinstance(loss, ReconConfig)]
+        if self.method == "spd":
+            recon = [loss for loss in recon if not isinstance(loss, ADVERSARIAL)]
+        return recon  # type: ignore[return-value]

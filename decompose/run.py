@@ -86,6 +86,14 @@ def run_decomposition(
 
     Callbacks run on every rank: `on_step` with this rank's step metrics, `on_eval` with the ranks' mean.
     """
+    if cfg.method == "apd":
+        if isinstance(data, torch.Tensor) or resume:
+            raise DecompositionError(
+                "method apd decomposes toy models with vector outputs (e.g. editor decompose --model toy:tms-5-2 --recipe tms-5-2-apd) and does not resume"
+            )
+        from decompose.apd import run_apd
+
+        return run_apd(model, data, cfg, Path(out), manifest_extra={"data": data_description or {}, "model": {"source": model_source}}, on_step=on_step)
     out = Path(out)
     work = partial_dir(out)
     check_log(log)

@@ -23,7 +23,10 @@ def _status(m: dict[str, float]) -> str:
 
 @user_errors
 def decompose(
-    model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model name, local directory or hub id (default: tiny-toxic); toy:NAME trains a toy model (decompose/toy) from the recipe's seed."),
+    ] = None,
     data: Annotated[
         list[str] | None,
         typer.Option(
@@ -56,6 +59,7 @@ def decompose(
     \b
       editor decompose --steps 200 --out runs/quick --set batch_size=4
       editor decompose --log tensorboard --out runs/dec    # tensorboard --logdir runs/dec.partial/tensorboard
+      editor decompose --model toy:tms-5-2 --recipe tms-5-2-apd --out runs/tms-apd
     """
     from decompose.layout import partial_dir
     from decompose.logs import check_log
@@ -76,6 +80,9 @@ def decompose(
     if partial_dir(dest).exists() and not resume:
         raise EditorError(f"{partial_dir(dest)} holds an interrupted run: pass --resume to continue it, or remove it")
     check_writable_parent(dest)
+    if model is not None and model.startswith("toy:"):
+        _decompose_toy(model.removeprefix("toy:"), recipe, (overrides or []) + extra, dest)
+        return
     texts = load_many(data or [str(p) for p in TRAIN.values()], text_field)
     source = resolve_model(model)
     check_device(device)
@@ -114,3 +121,30 @@ def decompose(
             raise
     if dist.is_main:
         typer.echo(str(result))
+
+
+def _decompose_toy(name: str, recipe: str, overrides: list[str], dest: Path) -> None:
+    """A toy model with known mechanisms (decompose/toy), trained from the recipe's seed, decomposed by its sparse features."""
+    from decompose.config import DecomposeConfig
+    from decompose.run import run_decomposition
+    from decompose.toy.models import SPECS, train_toy
+    from editor.errors import EditorError
+    from editor.recipe import load_recipe
+
+    if name not in SPECS:
+        raise EditorError(f"unknown toy model {name!r}; toy models: {', '.join(SPECS)}")
+    cfg = load_recipe(DecomposeConfig, recipe, "decompose", overrides)
+    if cfg.output_loss != "mse":
+        raise EditorError(f"toy models have vector outputs: recipe {cfg.name} needs output_loss: mse")
+    with progress() as bar:
+        task = bar.add_task(f"training toy model {name}", total=None, status="")
+        toy = train_toy(name, cfg.seed)
+        bar.update(task, description=f"decomposing ({cfg.name})")
+
+        def on_step(step: int, total: int, metrics: dict[str, float]) -> None:
+            bar.update(task, completed=step, total=total, status=_status(metrics))
+
+        result = run_decomposition(
+            toy.model, toy.batches(cfg.batch_size), cfg, dest, model_source=f"toy:{name}", data_description={"toy": name, "seed": cfg.seed}, on_step=on_step
+        )
+    typer.echo(str(result))

@@ -1,0 +1,245 @@
+"""The papers' toy models, trained by the project from a seed, each with its ground-truth mechanisms.
+
+- TMS (toy model of superposition): relu(W_out·W_in·x + b) with n sparse features in d < n dimensions,
+  trained with tied weights (W_out = W_inᵀ) and then untied for the decomposition. Mechanism f is the
+  part of each matrix that carries feature f: column f of W_in, row f of W_out.
+- Compressed computation (residual MLP): features embedded in a residual stream by a fixed random
+  W_E (unit rows), one or more MLP blocks, read out by W_Eᵀ; trained so that output f is
+  x_f + relu(k_f·x_f), k_f ∈ [1, 2], with more features than neurons. Mechanism f is the part of each
+  matrix that reads (mlp_in: W_in·e_f e_fᵀ) or writes (mlp_out: e_f e_fᵀ·W_out) feature f's direction e_f.
+  With two blocks ("cross-layer") the same computation is spread over both layers' neurons.
+
+A mechanism whose norm in a matrix is under 10% of that matrix's largest is not counted there (a
+feature the model never learned, or a feature one layer of a cross-layer model does not compute).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import torch
+from torch import Tensor, nn
+
+BatchFn = Callable[[torch.Generator], Tensor]
+MIN_MECHANISM_NORM = 0.1  # relative to the largest mechanism of the same matrix
+
+
+@dataclass
+class ToySpec:
+    """How to build one toy model: its kind and sizes, data sparsity and training schedule."""
+
+    name: str
+    kind: str  # "tms" or "resid_mlp"
+    n_features: int
+    d_hidden: int  # TMS hidden width; residual MLP neurons per layer
+    p_present: float
+    n_layers: int = 1
+    d_embed: int = 0  # residual MLP only
+    train_steps: int = 2000
+    train_batch: int = 1024
+    lr: float = 1e-2
+
+
+SPECS: dict[str, ToySpec] = {
+    s.name: s
+    for s in [
+        ToySpec("tms-5-2", "tms", 5, 2, 0.05),
+        ToySpec("tms-40-10", "tms", 40, 10, 0.05, train_steps=3000),
+        # The SPD paper's compressed computation has 100 features, 50 neurons, p 0.01 and d_embed 1000;
+        # d_embed 200 keeps training to seconds on one CPU thread (embedding overlaps ≈ 0.07 rather than 0.03).
+        ToySpec("resid-mlp-100-50", "resid_mlp", 100, 50, 0.01, d_embed=200, train_steps=1500, train_batch=512, lr=3e-3),
+        ToySpec("resid-mlp-2x25", "resid_mlp", 100, 25, 0.01, n_layers=2, d_embed=200, train_steps=1500, train_batch=512, lr=3e-3),
+        # Small enough for the default test tier.
+        ToySpec("resid-mlp-20-10", "resid_mlp", 20, 10, 0.05, d_embed=100, train_steps=2000, train_batch=1024, lr=3e-3),
+    ]
+}
+
+
+class TMS(nn.Module):
+    """relu(W_out(W_in x)): n features squeezed through d hidden dimensions."""
+
+    def __init__(self, n_features: int, d_hidden: int):
+        super().__init__()
+        self.W_in = nn.Linear(n_features, d_hidden, bias=False)
+        self.W_out = nn.Linear(d_hidden, n_features, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.W_out(self.W_in(x)))
+
+
+class MLPBlock(nn.Module):
+    def __init__(self, d_embed: int, d_mlp: int):
+        super().__init__()
+        self.mlp_in = nn.Linear(d_embed, d_mlp, bias=False)
+        self.mlp_out = nn.Linear(d_mlp, d_embed, bias=False)
+
+    def forward(self, r: Tensor) -> Tensor:
+        return r + self.mlp_out(torch.relu(self.mlp_in(r)))
+
+
+class ResidMLP(nn.Module):
+    """Features → residual stream (fixed W_E, unit rows) → MLP blocks → W_Eᵀ readout."""
+
+    W_E: Tensor
+
+    def __init__(self, n_features: int, d_embed: int, d_mlp: int, n_layers: int, gen: torch.Generator):
+        super().__init__()
+        W_E = torch.randn(n_features, d_embed, generator=gen)
+        self.register_buffer("W_E", W_E / W_E.norm(dim=1, keepdim=True))
+        self.layers = nn.ModuleList([MLPBlock(d_embed, d_mlp) for _ in range(n_layers)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = x @ self.W_E
+        for layer in self.layers:
+            r = layer(r)
+        return r @ self.W_E.T
+
+
+def sparse_features(gen: torch.Generator, batch: int, n: int, p: float, low: float) -> Tensor:
+    """Each feature independently present with probability p, with a value uniform in [low, 1]."""
+    present = torch.rand(batch, n, generator=gen) < p
+    return present * (low + (1 - low) * torch.rand(batch, n, generator=gen))
+
+
+@dataclass
+class Toy:
+    """A trained toy model, its data, and its ground truth per decomposed matrix."""
+
+    spec: ToySpec
+    model: nn.Module
+    seed: int
+    label_coeffs: Tensor | None = None
+
+    def batches(self, batch_size: int = 1024) -> BatchFn:
+        spec = self.spec
+        low = 0.0 if spec.kind == "tms" else -1.0
+        return lambda gen: sparse_features(gen, batch_size, spec.n_features, spec.p_present, low)
+
+    @property
+    def matrices(self) -> list[str]:
+        if self.spec.kind == "tms":
+            return ["W_in", "W_out"]
+        return [f"layers.{i}.{m}" for i in range(self.spec.n_layers) for m in ("mlp_in", "mlp_out")]
+
+    def weight(self, name: str) -> Tensor:
+        return cast(nn.Linear, self.model.get_submodule(name)).weight.detach()
+
+    def mechanisms(self) -> dict[str, dict[int, Tensor]]:
+        """Matrix → {feature: the (d_out, d_in) part of the weight that carries it}, small parts left out."""
+        out: dict[str, dict[int, Tensor]] = {}
+        for name in self.matrices:
+            w = self.weight(name)
+            parts = {}
+            for f in range(self.spec.n_features):
+                if self.spec.kind == "tms":
+                    keep = torch.zeros_like(w)
+                    if name == "W_in":
+                        keep[:, f] = w[:, f]
+                    else:
+                        keep[f, :] = w[f, :]
+                else:
+                    e = cast(ResidMLP, self.model).W_E[f]
+                    keep = (w @ e)[:, None] * e[None, :] if name.endswith("mlp_in") else e[:, None] * (e @ w)[None, :]
+                parts[f] = keep
+            largest = max(p.norm() for p in parts.values())
+            out[name] = {f: p for f, p in parts.items() if p.norm() >= MIN_MECHANISM_NORM * largest}
+        return out
+
+    @property
+    def n_mechanisms(self) -> int:
+        """Features with a mechanism in at least one matrix."""
+        return len({f for parts in self.mechanisms().values() for f in parts})
+
+
+def _cosine_lr(base: float, i: int, steps: int) -> float:
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / steps)))
+
+
+def _train_tms(spec: ToySpec, seed: int) -> TMS:
+    """Tied weights (W_out = W_inᵀ), as in the original TMS, then untied; untied training from a random
+    start often lets a feature die behind the ReLU or leaves an irregular polygon."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TMS(spec.n_features, spec.d_hidden)
+    w, b = model.W_in.weight, model.W_out.bias
+    with torch.no_grad():
+        b.zero_()
+    opt = torch.optim.Adam([w, b], lr=spec.lr)
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(spec.train_steps):
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(spec.lr, i, spec.train_steps)
+        x = sparse_features(gen, spec.train_batch, spec.n_features, spec.p_present, 0.0)
+        loss = (torch.relu(x @ w.T @ w + b) - x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        model.W_out.weight.copy_(w.T)
+    return model
+
+
+def resid_labels(x: Tensor, coeffs: Tensor) -> Tensor:
+    """x_f + relu(k_f·x_f): the identity through the residual plus one ReLU per feature."""
+    return x + torch.relu(coeffs * x)
+
+
+def _train_resid_mlp(spec: ToySpec, seed: int) -> tuple[ResidMLP, Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ResidMLP(spec.n_features, spec.d_embed, spec.d_hidden, spec.n_layers, gen)
+    coeffs = 1 + torch.rand(spec.n_features, generator=gen)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.0)
+    for i in range(spec.train_steps):
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(spec.lr, i, spec.train_steps)
+        x = sparse_features(gen, spec.train_batch, spec.n_features, spec.p_present, -1.0)
+        loss = (model(x) - resid_labels(x, coeffs)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, coeffs
+
+
+def train_toy(name: str, seed: int = 0) -> Toy:
+    """Build and train toy model `name` (a key of SPECS) from `seed`; deterministic on CPU."""
+    if name not in SPECS:
+        raise KeyError(f"unknown toy model {name!r}; known: {', '.join(SPECS)}")
+    spec = SPECS[name]
+    if spec.kind == "tms":
+        return Toy(spec, _train_tms(spec, seed).eval(), seed)
+    model, coeffs = _train_resid_mlp(spec, seed)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Toy(spec, model.eval(), seed, coeffs)
+
+
+def cached_toy(name: str, seed: int, cache_dir: Path) -> Toy:
+    """train_toy, with the trained weights kept in cache_dir/<name>-seed<seed>.pt for the next call."""
+    path = cache_dir / f"{name}-seed{seed}.pt"
+    if path.is_file():
+        spec = SPECS[name]
+        state = torch.load(path, weights_only=True)
+        model: nn.Module
+        if spec.kind == "tms":
+            model = TMS(spec.n_features, spec.d_hidden)
+        else:
+            model = ResidMLP(spec.n_features, spec.d_embed, spec.d_hidden, spec.n_layers, torch.Generator())
+        model.load_state_dict(state["model"])
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return Toy(spec, model.eval(), seed, state.get("label_coeffs"))
+    toy = train_toy(name, seed)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    state = {"model": toy.model.state_dict()}
+    if toy.label_coeffs is not None:
+        state["label_coeffs"] = toy.label_coeffs
+    torch.save(state, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").rename(path)
+    return toy
