@@ -95,6 +95,8 @@ def render(result: dict) -> None:
             ["condition", "p(target)", "logit", "rank", "top"],
             rows,
         )
+        if "edit" in result:
+            typer.echo(f"edited components: {c['edited_above_threshold']} above the threshold, {c['edited_kept']} in the graph")
         typer.echo(f["verdict"])
         typer.echo("k most influential nodes only: " + ", ".join(f"{c['nodes']}: p={c['prob']:.3f}" for c in f["curve"]))
     if "edit" in result:
