@@ -97,7 +97,12 @@ def forget(
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:
-        export_edit(dest, lm, tok, edit, base_name_or_path=portable_name(model, dest / "adapter"), force=force)
+        pages = None
+        if dec is not None and edit.components:
+            from editor.component_pages import edit_pages
+
+            pages = edit_pages(dec, tok, edit.manifest(), forget_data.texts, forget_data.source)
+        export_edit(dest, lm, tok, edit, base_name_or_path=portable_name(model, dest / "adapter"), force=force, pages=pages)
     manifest = edit.manifest()
     manifest["seconds_total"] = round(time.perf_counter() - start, 2)
     manifest["out"] = None if dry_run else str(dest)

@@ -107,6 +107,12 @@ def test_graph_before_and_after_an_edit(workspace: Workspace, tmp_path):
     )  # fmt: skip
     assert forget.exit_code == 0, forget.output
     removed = {(c["module"], c["index"]) for c in json.loads((edited / "edit.json").read_text())["components"]}
+    # The forget output links each removed component to its page, with top contexts from the forget set.
+    card = (edited / "README.md").read_text()
+    for module, index in removed:
+        assert f"(components/{module}-{index}.html)" in card
+        page = parse(edited / "components" / f"{module}-{index}.html")
+        assert [a for t, a in page.tags if a.get("class") == "fire"]
     out = tmp_path / "g"
     result = graph(workspace, out, "--edit", edited, "--threshold", "0.01", "--json")
     assert result.exit_code == 0, result.output
