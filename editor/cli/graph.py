@@ -45,10 +45,8 @@ def graph(
         raise EditorError("--prompt is empty")
     check_model_inputs(model, decomposition)
     dec_dir = decomposition_dir(model, decomposition)
-    if edit is not None:
-        from editor.graph_edit import read_edit
-
-        read_edit(edit)
+    if edit is not None and not (edit / "edit.json").is_file():
+        raise EditorError(f"--edit {edit}: not an `editor forget` output (no edit.json)")
     check_replaceable(out, force)
 
     from editor.graph_html import html_page
