@@ -248,3 +248,10 @@ def test_page_script_runs_hover_and_click(drawn: Path, tmp_path):
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["hot"] == out["want"] > 0 and out["dim"] == len(edges) - out["want"] and out["left"] == 0
+
+
+def test_target_token_chooses_the_explained_logit(workspace: Workspace, tmp_path, shipped_tokenizer):
+    result = graph(workspace, tmp_path / "g", "--target-token", " the", "--json", "--pgd-steps", "0")
+    assert result.exit_code == 0, result.output
+    (g,) = json.loads(result.stdout)["graphs"]
+    assert g["target"]["id"] == shipped_tokenizer.encode(" the", add_special_tokens=False)[0] and g["target"]["token"] == " the"
