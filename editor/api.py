@@ -140,13 +140,16 @@ def _local_folder(name: str, out: Path) -> Path | None:
     return None
 
 
-def save(edit: Edit, model, tokenizer, out: str | Path, *, base_model: str | None = None, force: bool = False) -> Path:
+def save(
+    edit: Edit, model, tokenizer, out: str | Path, *, base_model: str | None = None, force: bool = False, pages: Callable[[Path], None] | None = None
+) -> Path:
     """Write what `editor forget --out` writes: the edited model + tokenizer, `adapter/` (the exact PEFT LoRA of the
     edit), `edit.json` and the model cards (`README.md`, `adapter/README.md`), atomically; returns `out`.
 
     `model` is the unedited model; it is left unedited. `base_model` names the original model in the manifest,
     the cards and the adapter's config: a Hub id or a shipped name as is, a local folder by its path relative to
     each file (default: the edit's recorded model). `force` replaces only a folder an earlier editor run wrote.
+    `pages`: component pages (`editor.component_pages.edit_pages`) written into `out/components/` and linked from the card.
     """
     from editor.export import export_edit
     from editor.model_io import portable_path
@@ -163,7 +166,7 @@ def save(edit: Edit, model, tokenizer, out: str | Path, *, base_model: str | Non
     if record and record.get("path") and Path(record["path"]).is_absolute():
         record["path"] = portable_path(Path(record["path"]), out)
     portable = dataclasses.replace(edit, model={**edit.model, "source": source}, decomposition=record)
-    return export_edit(out, model, tokenizer, portable, base_name_or_path=adapter_base, force=force)
+    return export_edit(out, model, tokenizer, portable, base_name_or_path=adapter_base, force=force, pages=pages)
 
 
 def load_edit(out: str | Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ edit's model card can link each component it changed (`editor.card.model_card(co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def write_pages(directory: Path, rows: list[dict], contexts: dict[ComponentRef, 
     lines = [
         head("components"),
         f"<h1>The {len(rows)} most active components on {escape(source)}</h1>",
-        f"<p>{tokens:,} tokens. Mean CI: mean causal importance per token; density: share of tokens where CI &gt; 0; fires on: the tokens with the highest total CI; promotes: the tokens whose log-probability drops most when the component alone is removed.</p>",
+        f"<p>{f'{tokens:,} tokens. ' if tokens else ''}Mean CI: mean causal importance per token; density: share of tokens where CI &gt; 0; fires on: the tokens with the highest total CI; promotes: the tokens whose log-probability drops most when the component alone is removed.</p>",
         "<table><tr><th>#</th><th>matrix</th><th>c</th><th>mean CI</th><th>density</th><th>fires on</th><th>promotes</th></tr>",
     ]
     for i, r in enumerate(rows, 1):
@@ -113,3 +114,25 @@ def contexts_for(dec, tokenizer, texts: list[str], rows: list[dict], docs: int, 
 
     batches, _ = document_batches(tokenizer, sample_texts(texts, docs, 0), context_length(dec.cm.model), batch_size)
     return top_contexts(dec.cm, dec.ci_fn, batches, [ComponentRef(r["module"], r["index"]) for r in rows], k)
+
+
+def edit_pages(dec, tokenizer, manifest: dict, texts: list[str], source: str, docs: int = 256) -> Callable[[Path], None]:
+    """A writer of the pages of the components an edit changed (stats measured on the forget set), for
+    `editor.export.export_edit(pages=...)`; contexts come from the first `docs` sampled forget documents."""
+    rows = [
+        {
+            "module": c["module"],
+            "index": c["index"],
+            "mean_ci": c.get("stats", {}).get("forget_mean_ci", 0.0),
+            "density": c.get("stats", {}).get("forget_density", 0.0),
+            "fires_on": c.get("fires_on", []),
+            "promotes": c.get("promotes", []),
+        }
+        for c in manifest["components"]
+    ]
+
+    def write(directory: Path) -> None:
+        contexts = contexts_for(dec, tokenizer, texts, rows, docs)
+        write_pages(directory, rows, contexts, tokenizer, f"{source} (the forget set)", 0)
+
+    return write

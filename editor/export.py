@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,12 @@ def save_lora_adapter(base_model: nn.Module, factors: Factors, adapter_dir: Path
             p.requires_grad_(requires_grad[n])
 
 
-def export_edit(out: Path, model: Any, tokenizer, edit: Edit, base_name_or_path: str = "", force: bool = False) -> Path:
+def export_edit(
+    out: Path, model: Any, tokenizer, edit: Edit, base_name_or_path: str = "", force: bool = False, pages: Callable[[Path], None] | None = None
+) -> Path:
     """Write `model` with `edit` made, its tokenizer, the edit's LoRA adapter, edit.json and README.md to
-    `out`, atomically (lmkit.files.atomic_dir). `model` itself is left unedited."""
+    `out`, atomically (lmkit.files.atomic_dir). `model` itself is left unedited. `pages`, when given, writes
+    the changed components' pages into `out/components/` and the model card links them."""
     manifest = edit.manifest()
     with atomic_dir(Path(out), "export", force=force) as tmp:
         applied = edit.apply(model)
@@ -101,5 +105,9 @@ def export_edit(out: Path, model: Any, tokenizer, edit: Edit, base_name_or_path:
             # PEFT writes a template card; ours names the base model and says how to load the adapter.
             (tmp / "adapter" / "README.md").write_text(adapter_card(manifest, base_name_or_path), encoding="utf-8")
         (tmp / "edit.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+        link = None
+        if pages is not None and manifest["components"]:
+            pages(tmp / "components")
+            link = "components/{module}-{index}.html"
+        (tmp / "README.md").write_text(model_card(manifest, link), encoding="utf-8")
     return Path(out)

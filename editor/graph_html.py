@@ -175,7 +175,9 @@ def html_page(result: dict) -> str:
         c, t = g["counts"], g["target"]
         parts.append(
             f'<div class="graph"><h2>{escape(g["title"])}: target {escape(repr(t["token"]))} (p = {t["prob"]:.4f})</h2>'
-            f"<p>{c['nodes']} nodes and {c['edges']} edges kept of {c['nodes_above_threshold']} components above threshold and {c['edges_nonzero']} non-zero edges.</p>"
+            f"<p>{c['nodes']} nodes and {c['edges']} edges kept of {c['nodes_above_threshold']} components above threshold and {c['edges_nonzero']} non-zero edges."
+            + (f" Edited components: {c['edited_above_threshold']} above threshold, {c['edited_kept']} kept (ringed in red)." if "edit" in result else "")
+            + "</p>"
             + _faith_table(g["faithfulness"])
             + svg(g, result["rows"], n_pos, gi)
             + "</div>"

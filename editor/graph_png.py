@@ -7,7 +7,7 @@ from pathlib import Path
 from editor.graph_html import node_colour
 
 
-def draw_png(result: dict, path: Path, dpi: int = 110) -> None:
+def draw_png(result: dict, path: Path, dpi: int = 90) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -15,7 +15,7 @@ def draw_png(result: dict, path: Path, dpi: int = 110) -> None:
     from matplotlib.patches import FancyArrowPatch
 
     rows, tokens, graphs = result["rows"], result["tokens"], result["graphs"]
-    width = max(6.0, 0.55 * len(tokens) + 2.0)
+    width = max(8.0, 0.8 * len(tokens) + 3.0)
     height = max(3.0, 0.42 * len(rows) + 1.6)
     fig, axes = plt.subplots(len(graphs), 1, figsize=(width, height * len(graphs)), squeeze=False)
     for ax, g in zip(axes[:, 0], graphs):
@@ -56,8 +56,9 @@ def draw_png(result: dict, path: Path, dpi: int = 110) -> None:
         f = g["faithfulness"]
         t = g["target"]
         ax.set_title(
-            f"{g['title']}: target {t['token']!r} p={t['prob']:.3f} | kept nodes only p={f['graph']['prob']:.3f}, under PGD p={f['pgd']['prob']:.3f}"
-            f" | {g['counts']['nodes']} nodes, {g['counts']['edges']} edges",
+            f"{g['title']}: target {t['token']!r} p={t['prob']:.3f}; kept nodes only p={f['graph']['prob']:.3f}, under PGD p={f['pgd']['prob']:.3f}\n"
+            f"{g['counts']['nodes']} nodes, {g['counts']['edges']} edges"
+            + (f" | edited (red rings): {g['counts']['edited_kept']} kept of {g['counts']['edited_above_threshold']}" if "edit" in result else ""),
             fontsize=8,
         )
         for side in ("top", "right"):

@@ -72,8 +72,10 @@ def one_graph(dec, tokenizer, ids, target: int, s: GraphSettings, marked: dict, 
 
     cm = dec.cm
     raw = attribution_graph(cm, dec.ci_fn, ids, target, s.threshold)
-    force = {i for i, n in enumerate(raw.nodes) if n.kind == "component" and (n.module, n.index) in marked}
-    pr = prune(raw.attr, raw.target, s.node_fraction, s.edge_fraction, s.max_nodes, force)
+    # Edited components are marked where the pruning keeps them, not forced in: an edit of hundreds of
+    # components would fill the graph. Counted instead.
+    edited_nodes = [i for i, n in enumerate(raw.nodes) if n.kind == "component" and (n.module, n.index) in marked]
+    pr = prune(raw.attr, raw.target, s.node_fraction, s.edge_fraction, s.max_nodes)
     kept = [raw.nodes[i] for i in pr.nodes]
     order = pr.influence.argsort(descending=True).tolist()
     ranked = [raw.nodes[i] for i in order if raw.nodes[i].kind == "component"]
@@ -102,6 +104,8 @@ def one_graph(dec, tokenizer, ids, target: int, s: GraphSettings, marked: dict, 
             "edges_nonzero": int((raw.attr != 0).sum()),
             "nodes": len(nodes),
             "edges": len(pr.edges),
+            "edited_above_threshold": len(edited_nodes),
+            "edited_kept": len(set(edited_nodes) & set(pr.nodes)),
         },
         "nodes": nodes,
         "edges": [{"source": key[a], "target": key[b], "attr": v} for a, b, v in pr.edges],

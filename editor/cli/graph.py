@@ -45,10 +45,8 @@ def graph(
         raise EditorError("--prompt is empty")
     check_model_inputs(model, decomposition)
     dec_dir = decomposition_dir(model, decomposition)
-    if edit is not None:
-        from editor.graph_edit import read_edit
-
-        read_edit(edit)
+    if edit is not None and not (edit / "edit.json").is_file():
+        raise EditorError(f"--edit {edit}: not an `editor forget` output (no edit.json)")
     check_replaceable(out, force)
 
     from editor.graph_html import html_page
@@ -95,6 +93,8 @@ def render(result: dict) -> None:
             ["condition", "p(target)", "logit", "rank", "top"],
             rows,
         )
+        if "edit" in result:
+            typer.echo(f"edited components: {c['edited_above_threshold']} above the threshold, {c['edited_kept']} in the graph")
         typer.echo(f["verdict"])
         typer.echo("k most influential nodes only: " + ", ".join(f"{c['nodes']}: p={c['prob']:.3f}" for c in f["curve"]))
     if "edit" in result:

@@ -137,6 +137,16 @@ CASES = [
     ("components-zero-docs", [*C, "--docs", "0"], ["--docs"], LIGHT),
     ("components-missing-file", ["components", "--dataset", "missing.jsonl"], ["no such file", "missing.jsonl"], LIGHT),
     ("components-model-abs-no-decomposition", [*C, "--model", "{root}/fakemodel"], ["no shipped decomposition for --model {root}/fakemodel"], LIGHT),
+    # graph
+    ("graph-empty-prompt", ["graph", "--prompt", " ", "--out", "new-graph"], ["--prompt is empty"], LIGHT),
+    (
+        "graph-model-abs-no-decomposition",
+        ["graph", "--prompt", "hi", "--model", "{root}/fakemodel"],
+        ["no shipped decomposition for --model {root}/fakemodel"],
+        LIGHT,
+    ),
+    ("graph-edit-not-an-edit", ["graph", "--prompt", "hi", "--edit", "adir", "--out", "new-graph"], ["--edit adir", "edit.json"], LIGHT),
+    ("graph-fraction-out-of-range", ["graph", "--prompt", "hi", "--node-fraction", "2"], ["--node-fraction"], LIGHT),
     # decompose
     ("decompose-zero-steps", [*D, "--steps", "0"], ["--steps"], LIGHT),
     ("decompose-set-zero-steps", [*D, "--set", "steps=0"], ["--set steps=0"], HEAVY),
@@ -234,7 +244,7 @@ def _args(case) -> list[str]:
 
 def test_battery_covers_every_command():
     assert len(CASES) >= 40
-    assert {_args(c)[0] for c in CASES} == {"forget", "components", "decompose", "eval", "compare", "target"}
+    assert {_args(c)[0] for c in CASES} == {"forget", "components", "graph", "decompose", "eval", "compare", "target"}
     assert {_args(c)[1] for c in CASES if _args(c)[0] == "target"} == {"build", "split", "tokenizer", "sample", "report", "eval-assets"}
 
 

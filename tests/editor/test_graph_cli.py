@@ -107,6 +107,12 @@ def test_graph_before_and_after_an_edit(workspace: Workspace, tmp_path):
     )  # fmt: skip
     assert forget.exit_code == 0, forget.output
     removed = {(c["module"], c["index"]) for c in json.loads((edited / "edit.json").read_text())["components"]}
+    # The forget output links each removed component to its page, with top contexts from the forget set.
+    card = (edited / "README.md").read_text()
+    for module, index in removed:
+        assert f"(components/{module}-{index}.html)" in card
+        page = parse(edited / "components" / f"{module}-{index}.html")
+        assert [a for t, a in page.tags if a.get("class") == "fire"]
     out = tmp_path / "g"
     result = graph(workspace, out, "--edit", edited, "--threshold", "0.01", "--json")
     assert result.exit_code == 0, result.output
@@ -189,3 +195,63 @@ def test_components_html_pages(workspace: Workspace, tmp_path):
         assert sum(1 for t, _ in page.tags if t == "tr") == len(fired) + 1
     assert_user_error(invoke(*args, "--html", out), "--html", "--force")  # an existing folder is replaced only with --force
     assert invoke(*args, "--html", out, "--force").exit_code == 0
+
+
+NODE = shutil.which("node")
+
+# A stand-in for the browser's DOM, enough for the page's script: elements with dataset, classList and listeners.
+DOM_STUB = """
+const fs = require('fs');
+const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+class El {
+  constructor(cls, data) { this.cls = new Set(cls); this.dataset = data; this.on = {}; this.style = {}; this.textContent = ''; }
+  get classList() { const c = this.cls; return { add: (...x) => x.forEach(v => c.add(v)), remove: (...x) => x.forEach(v => c.delete(v)), contains: v => c.has(v) }; }
+  addEventListener(k, f) { this.on[k] = f; }
+  closest() { return svg; }
+}
+const nodes = spec.nodes.map(id => new El(['node'], {id, graph: '0'}));
+const edges = spec.edges.map(([s, t]) => new El(['edge'], {s, t}));
+const svg = new El([], {});
+svg.querySelectorAll = sel => sel === '.node' ? nodes : sel === '.edge' ? edges : sel === '.edge,.node' ? edges.concat(nodes) : nodes.concat(edges).filter(x => x.cls.has('dim') || x.cls.has('hot'));
+const tip = new El([], {});
+global.document = {
+  getElementById: id => id === 'node-info' ? {textContent: spec.info} : tip,
+  querySelectorAll: sel => sel === '.node' ? nodes : sel === 'svg' ? [svg] : [],
+};
+eval(spec.script);
+const target = nodes[nodes.length - 1];
+target.on.mousemove({clientX: 1, clientY: 2});
+if (tip.style.display !== 'block' || !tip.textContent) throw new Error('no tooltip');
+target.on.click({stopPropagation() {}});
+const hot = edges.filter(e => e.cls.has('hot')).length, want = edges.filter(e => e.dataset.t === target.dataset.id || e.dataset.s === target.dataset.id).length;
+const dim = edges.filter(e => !e.cls.has('hot') && e.cls.has('dim')).length;
+svg.on.click();
+const left = nodes.concat(edges).filter(x => x.cls.has('dim') || x.cls.has('hot')).length;
+console.log(JSON.stringify({hot, want, dim, left}));
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="no node.js to run the page's script")
+def test_page_script_runs_hover_and_click(drawn: Path, tmp_path):
+    """The page's own script, run by node.js against a minimal DOM: hovering shows a tooltip, clicking the target
+    highlights exactly its edges and dims the rest, clicking the background clears it."""
+    page = parse(drawn / "graph.html")
+    script = next(s for s in page.scripts if "addEventListener" in s)
+    nodes = [a["data-id"] for t, a in page.tags if "node" in a.get("class", "").split()]
+    edges = [[a["data-s"], a["data-t"]] for t, a in page.tags if a.get("class") == "edge"]
+    info = next(s for s in page.scripts if s.strip().startswith("{"))
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"script": script, "nodes": nodes, "edges": edges, "info": info}))
+    stub = tmp_path / "stub.js"
+    stub.write_text(DOM_STUB)
+    run = subprocess.run([str(NODE), str(stub), str(spec)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["hot"] == out["want"] > 0 and out["dim"] == len(edges) - out["want"] and out["left"] == 0
+
+
+def test_target_token_chooses_the_explained_logit(workspace: Workspace, tmp_path, shipped_tokenizer):
+    result = graph(workspace, tmp_path / "g", "--target-token", " the", "--json", "--pgd-steps", "0")
+    assert result.exit_code == 0, result.output
+    (g,) = json.loads(result.stdout)["graphs"]
+    assert g["target"]["id"] == shipped_tokenizer.encode(" the", add_special_tokens=False)[0] and g["target"]["token"] == " the"
