@@ -1,4 +1,5 @@
-"""The README's Python API example, run exactly as written (from a folder that has the repository's examples/)."""
+"""The README's Python API example, run exactly as written (from a folder that has the repository's examples/);
+a real forget and evaluation of the shipped model, so it is in the slow tier."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_readme_example_uses_only_the_api():
 def test_readme_example_runs_as_written(tmp_path):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", readme_example()], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=900)
+    done = subprocess.run([sys.executable, "-c", readme_example()], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0] == "5 rank-1 components removed"
