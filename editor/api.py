@@ -141,7 +141,15 @@ def _local_folder(name: str, out: Path) -> Path | None:
 
 
 def save(
-    edit: Edit, model, tokenizer, out: str | Path, *, base_model: str | None = None, force: bool = False, pages: Callable[[Path], None] | None = None
+    edit: Edit,
+    model,
+    tokenizer,
+    out: str | Path,
+    *,
+    base_model: str | None = None,
+    force: bool = False,
+    decomposition: Any = None,
+    forget: TextDataset | None = None,
 ) -> Path:
     """Write what `editor forget --out` writes: the edited model + tokenizer, `adapter/` (the exact PEFT LoRA of the
     edit), `edit.json` and the model cards (`README.md`, `adapter/README.md`), atomically; returns `out`.
@@ -149,7 +157,8 @@ def save(
     `model` is the unedited model; it is left unedited. `base_model` names the original model in the manifest,
     the cards and the adapter's config: a Hub id or a shipped name as is, a local folder by its path relative to
     each file (default: the edit's recorded model). `force` replaces only a folder an earlier editor run wrote.
-    `pages`: component pages (`editor.component_pages.edit_pages`) written into `out/components/` and linked from the card.
+    With the `decomposition` and the `forget` data the edit was made from, the changed components' pages
+    (`editor.component_pages`) go into `out/components/` and the model card links them, as `editor forget` does.
     """
     from editor.export import export_edit
     from editor.model_io import portable_path
@@ -166,6 +175,11 @@ def save(
     if record and record.get("path") and Path(record["path"]).is_absolute():
         record["path"] = portable_path(Path(record["path"]), out)
     portable = dataclasses.replace(edit, model={**edit.model, "source": source}, decomposition=record)
+    pages = None
+    if decomposition is not None and forget is not None and edit.components:
+        from editor.component_pages import edit_pages
+
+        pages = edit_pages(decomposition, tokenizer, edit.manifest(), forget.texts, forget.source)
     return export_edit(out, model, tokenizer, portable, base_name_or_path=adapter_base, force=force, pages=pages)
 
 

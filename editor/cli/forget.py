@@ -104,12 +104,7 @@ def forget(
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:
-        pages = None
-        if dec is not None and edit.components:
-            from editor.component_pages import edit_pages
-
-            pages = edit_pages(dec, tok, edit.manifest(), forget_data.texts, forget_data.source)
-        api.save(edit, lm, tok, dest, force=force, pages=pages)
+        api.save(edit, lm, tok, dest, force=force, decomposition=dec, forget=forget_data)
     manifest = edit.manifest()
     manifest["seconds_total"] = round(time.perf_counter() - start, 2)
     manifest["out"] = None if dry_run else str(dest)

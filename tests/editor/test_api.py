@@ -47,7 +47,8 @@ def test_forget_returns_the_edit_and_leaves_the_model(workspace, loaded, edit):
 
 def test_save_writes_what_the_cli_writes(workspace, loaded, edit, tmp_path):
     model, tok = loaded
-    out = api.save(edit, model, tok, tmp_path / "api-out")
+    dec = api.load_decomposition(model, workspace.dec)
+    out = api.save(edit, model, tok, tmp_path / "api-out", decomposition=dec, forget=api.load_data(workspace.toxic))
     cli = invoke(
         "forget", "--method", "vpd-remove", "--set", "max_components=3", "--model", workspace.model, "--decomposition", workspace.dec,
         "--dataset", workspace.toxic, "--retain", workspace.retain, "--out", tmp_path / "cli-out",
@@ -61,6 +62,7 @@ def test_save_writes_what_the_cli_writes(workspace, loaded, edit, tmp_path):
     assert ours["model"]["source"] == theirs["model"]["source"] == os.path.relpath(workspace.model, out)  # portable: relative to the output
     assert (out / "model.safetensors").read_bytes() == (tmp_path / "cli-out" / "model.safetensors").read_bytes()
     assert (out / "README.md").read_text() == (tmp_path / "cli-out" / "README.md").read_text()
+    assert (out / "components" / "index.html").is_file()  # the changed components' pages, linked from the card
 
 
 def test_cards_are_hub_model_cards(workspace, loaded, edit, tmp_path):
