@@ -167,3 +167,28 @@ def report(
         emit_json(result)
     else:
         render_report(result)
+
+
+@target_app.command("facts")
+@user_errors
+def facts(
+    out: Annotated[Path, typer.Option(help="Output folder for the people, biographies, held-out paraphrases and cloze prompts.")],
+    people: Annotated[int, typer.Option(min=10, help="Trained people (10% of them form the forget split, 1% the small one).")] = 200,
+    unseen: Annotated[int, typer.Option(min=1, help="People no model trains on (the chance level).")] = 50,
+    bios_per_person: Annotated[int, typer.Option(min=1, help="Training biographies per person.")] = 4,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    force: ForceOpt = False,
+) -> None:
+    """Generate fictitious people (six attributes each) and write their biographies, splits and cloze prompts as JSONL.
+
+    Examples:
+
+    \b
+      editor target facts --out runs/facts --people 200 --seed 0
+    """
+    from editor.targets.facts import FactsSpec, write_facts
+
+    counts = write_facts(out, FactsSpec(seed=seed, people=people, unseen=unseen, bios_per_person=bios_per_person), force=force)
+    for name, n in counts.items():
+        console.print(f"{name}: {n}")
+    typer.echo(str(out))
