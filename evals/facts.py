@@ -19,6 +19,7 @@ lm-eval scores a multiple-choice continuation.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lmkit.nll import shifted_nll
 from lmkit.tokens import context_length, pad_batch, pad_id
 
 
@@ -101,19 +101,28 @@ def score_candidates(model, tokenizer, items: list[ClozeItem], batch_size: int =
     tokens = [torch.zeros(len(item.candidates), dtype=torch.long) for item in items]
     device = next(model.parameters()).device
     pad = pad_id(tokenizer)
+    keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
     was_training = model.training
     model.eval()
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         ids, mask, _ = pad_batch([p[2] for p in chunk], pad)
         ids, mask = ids.to(device), mask.to(device)
-        nll, _ = shifted_nll(model(input_ids=ids, attention_mask=mask).logits, ids, mask)
-        # Token t is predicted at shifted position t − 1: the candidate's tokens are t ∈ [prompt_len, len).
-        position = torch.arange(nll.shape[1], device=device)
-        for row, (i, c, seq, prompt_len) in enumerate(chunk):
-            keep = (position >= prompt_len - 1) & (position < len(seq) - 1)
-            logprob[i][c] = -nll[row][keep].double().sum().cpu()
-            tokens[i][c] = len(seq) - prompt_len
+        # The candidate's k-th token stands at prompt_len + k and is predicted at prompt_len + k − 1.
+        n_cont = torch.tensor([len(p[2]) - p[3] for p in chunk], device=device)
+        offsets = torch.arange(int(n_cont.max()), device=device)
+        at = torch.tensor([p[3] - 1 for p in chunk], device=device)[:, None] + offsets  # (batch, k)
+        at = at.clamp(max=ids.shape[1] - 2)  # past a short candidate's end: padding, masked below
+        if keep_arg:  # only the candidate positions go through the unembedding
+            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=at).logits
+        else:
+            full = model(input_ids=ids, attention_mask=mask).logits
+            logits = full.gather(1, at[..., None].expand(-1, -1, full.shape[-1]))
+        logp = torch.log_softmax(logits.double(), -1).gather(-1, ids.gather(1, at + 1)[..., None])[..., 0]
+        sums = (logp * (offsets < n_cont[:, None])).sum(1).cpu().tolist()
+        for (i, c, _, _), total, n in zip(chunk, sums, n_cont.tolist()):
+            logprob[i][c] = total
+            tokens[i][c] = n
     model.train(was_training)
     return [CandidateScores(lp, n, item.candidates.index(item.answer)) for lp, n, item in zip(logprob, tokens, items)]
 

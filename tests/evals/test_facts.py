@@ -188,3 +188,22 @@ def test_read_cloze_from_a_generated_folder(tmp_path):
     assert len(read_cloze(tmp_path / "f")) == 24 * 6 * 2
     with pytest.raises(ValueError, match="no split"):
         read_cloze(tmp_path / "f", "forget05")
+
+
+class _NoLogitsToKeep(torch.nn.Module):
+    """A causal LM whose forward takes no `logits_to_keep`: scored from its full logits instead."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, input_ids, attention_mask):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_models_without_logits_to_keep_score_the_same(tiny):
+    model, tok = tiny
+    kept = score_candidates(model, tok, ITEMS, batch_size=4)
+    full = score_candidates(_NoLogitsToKeep(model), tok, ITEMS, batch_size=4)
+    for a, b in zip(kept, full):
+        assert torch.allclose(a.logprob, b.logprob, atol=1e-5) and torch.equal(a.tokens, b.tokens)
