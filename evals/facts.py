@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,3 +234,36 @@ def evaluate_items(model, tokenizer, items: list[ClozeItem], batch_size: int = 6
     for item, s in zip(items, scores):
         by_attribute.setdefault(item.attribute, []).append(s)
     return SplitResult(accuracy(scores), {a: accuracy(v) for a, v in sorted(by_attribute.items())}, truth_ratios(scores), len(items))
+
+
+def sample_people(items: list[ClozeItem], people: int | None, seed: int = 0) -> list[ClozeItem]:
+    """The items of at most `people` people, drawn with a seed (None or 0: every person)."""
+    ids = sorted({i.person for i in items})
+    if not people or people >= len(ids):
+        return items
+    chosen = set(random.Random(seed).sample(ids, people))
+    return [i for i in items if i.person in chosen]
+
+
+def facts_report(
+    model,
+    tokenizer,
+    folder: Path | str,
+    splits: tuple[str, ...] = ("forget10", "retain", "unseen"),
+    phrasing: str = "heldout",
+    people: int | None = None,
+    oracle_ratios: list[float] | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict:
+    """Accuracy and truth ratios per split (at most `people` people each), and forget quality on the first
+    split when the oracle's truth ratios on the same items are given (`oracle_ratios`)."""
+    results = {s: evaluate_items(model, tokenizer, sample_people(read_cloze(folder, s, phrasing), people, seed), batch_size) for s in splits}
+    report: dict = {
+        "phrasing": phrasing,
+        "splits": {s: r.summary() for s, r in results.items()},
+        "truth_ratios": {s: r.truth_ratios for s, r in results.items()},
+    }
+    if oracle_ratios is not None:
+        report["forget_quality"] = forget_quality(results[splits[0]].truth_ratios, oracle_ratios)
+    return report

@@ -207,3 +207,18 @@ def test_models_without_logits_to_keep_score_the_same(tiny):
     full = score_candidates(_NoLogitsToKeep(model), tok, ITEMS, batch_size=4)
     for a, b in zip(kept, full):
         assert torch.allclose(a.logprob, b.logprob, atol=1e-5) and torch.equal(a.tokens, b.tokens)
+
+
+def test_facts_report_per_split_and_forget_quality_against_itself(tiny, tmp_path):
+    from editor.targets.facts import FactsSpec, write_facts
+    from evals.facts import facts_report, sample_people
+
+    model, tok = tiny
+    write_facts(tmp_path / "f", FactsSpec(seed=2, people=20, unseen=3, bios_per_person=1, dates=10, employers=10, cities=10, universities=10))
+    first = facts_report(model, tok, tmp_path / "f", splits=("forget10", "unseen"), people=1)
+    assert set(first["splits"]) == {"forget10", "unseen"} and "forget_quality" not in first
+    assert first["splits"]["forget10"]["items"] == 6 * 2  # one person × six attributes × two held-out templates
+    again = facts_report(model, tok, tmp_path / "f", splits=("forget10",), people=1, oracle_ratios=first["truth_ratios"]["forget10"])
+    assert again["forget_quality"] == 1.0  # the same model is its own oracle
+    items = read_cloze(tmp_path / "f", "retain")
+    assert sample_people(items, None) == items and len({i.person for i in sample_people(items, 5, seed=1)}) == 5
