@@ -129,3 +129,23 @@ def test_cli_writes_the_folder_and_refuses_to_overwrite(tmp_path):
     assert len(_jsonl(out / "forget10.jsonl")) == 2 * 4
     again = runner.invoke(app, ["target", "facts", "--out", str(out), "--people", "20"])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_facts_eval_cli_reports_splits_and_forget_quality(tmp_path):
+    from editor.cli import app
+    from tests.editor.clitools import save_tiny_llama
+
+    data = tmp_path / "facts"
+    write_facts(data, FactsSpec(seed=5, people=20, unseen=3, bios_per_person=1, dates=10, employers=10, cities=10, universities=10))
+    model = str(save_tiny_llama(tmp_path / "tiny"))
+    args = ["target", "facts-eval", "--data", str(data), "--model", model, "--people", "1"]
+    result = runner.invoke(app, [*args, "--oracle", model, "--split", "forget10", "--split", "unseen", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["splits"]) == {"forget10", "unseen"} and report["forget_quality"] == 1.0
+    assert 0 <= report["splits"]["unseen"]["accuracy"] <= 1
+    text = runner.invoke(app, args + ["--split", "unseen"])
+    assert text.exit_code == 0 and text.stdout.startswith("unseen: accuracy ")
+    for bad, message in (["--split", "forget05"], "forget05"), (["--phrasing", "odd"], "--phrasing"), (["--data", str(tmp_path)], "not a facts folder"):
+        wrong = runner.invoke(app, [*args, *bad])
+        assert wrong.exit_code == 2 and message in wrong.output, wrong.output
