@@ -222,3 +222,29 @@ def test_facts_report_per_split_and_forget_quality_against_itself(tiny, tmp_path
     assert again["forget_quality"] == 1.0  # the same model is its own oracle
     items = read_cloze(tmp_path / "f", "retain")
     assert sample_people(items, None) == items and len({i.person for i in sample_people(items, 5, seed=1)}) == 5
+
+
+def test_lm_eval_task_gives_the_same_accuracy(tiny, tmp_path):
+    """`editor_facts` through lm-eval's own simple_evaluate (BOS first, as evals.facts scores) = evals.facts."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from editor.targets.facts import FactsSpec, write_facts
+    from evals.harness import TEMPLATES
+
+    model, tok = tiny
+    folder = tmp_path / "f"
+    write_facts(folder, FactsSpec(seed=3, people=10, unseen=1, bios_per_person=1, dates=12, employers=8, cities=10, universities=6))
+    meta = {"facts_data": str(folder), "facts_split": "forget10", "facts_phrasing": "heldout"}
+    tm = TaskManager(include_path=str(TEMPLATES), include_defaults=False, metadata=meta)
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=16, add_bos_token=True)
+    r = simple_evaluate(model=lm, tasks=["editor_facts"], task_manager=tm, bootstrap_iters=0, log_samples=True)
+    assert r is not None
+    items = read_cloze(folder, "forget10")
+    ours = score_candidates(model, tok, items)
+    assert r["results"]["editor_facts"]["acc,none"] == pytest.approx(accuracy(ours))
+    samples = sorted(r["samples"]["editor_facts"], key=lambda s: s["doc_id"])
+    assert len(samples) == len(items) == 1 * 6 * 2  # one forget person × six attributes × two held-out phrasings
+    for sample, s in zip(samples, ours):
+        assert [float(ll) for ll, _ in sample["filtered_resps"]] == pytest.approx(s.logprob.tolist(), abs=1e-3)
