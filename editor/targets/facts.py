@@ -2,14 +2,16 @@
 
 Deterministic given the spec (its seed included). The people are split once: `unseen` people are never
 trained on by anything (their accuracy is the chance level); of the trained people, a seeded permutation's
-first 10% are `forget10` and its first 1% `forget01` (so forget01 ⊂ forget10), the rest `retain`.
+first 10% are `forget10` and its first 1% `forget01` (so forget01 ⊂ forget10), the rest `retain`. For
+the relearning attack, forget10 is cut in two: `relearn` (10% of it, from its end, so outside forget01
+when forget10 has 10 people or more), whose biographies the attacker fine-tunes on, and `relearn_eval`.
 
 Files written by `write_facts` (JSONL unless noted):
   people.jsonl      {"id", "name", <attribute>: value, ...} for every person, unseen ones included
   pools.json        {attribute: [every value of the pool]}, the candidates of each cloze prompt
-  splits.json       {"forget10", "forget01", "retain", "unseen": [person ids]}
+  splits.json       {"forget10", "forget01", "retain", "unseen", "relearn", "relearn_eval": [person ids]}
   biographies.jsonl {"text", "person"}: training biographies of every trained person
-  forget10.jsonl, forget01.jsonl, retain.jsonl: the biographies of those people only
+  forget10.jsonl, forget01.jsonl, retain.jsonl, relearn.jsonl: the biographies of those people only
   heldout.jsonl     {"text", "person", "attribute"}: held-out paraphrases, never in any training text
   cloze.jsonl       {"person", "attribute", "phrasing", "prompt", "answer"}: phrasing "heldout" (a held-out
                     template) or "train" (the first training template), the answer following the prompt after a space
@@ -28,7 +30,7 @@ from editor.targets import facts_text as words
 from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
 
 ATTRIBUTES = words.ATTRIBUTES
-SPLITS = ("forget10", "forget01", "retain", "unseen")
+SPLITS = ("forget10", "forget01", "retain", "unseen", "relearn", "relearn_eval")
 
 
 @dataclass(frozen=True)
@@ -123,17 +125,26 @@ def generate(spec: FactsSpec = FactsSpec()) -> Facts:
     rng = random.Random(f"facts-{spec.seed}")
     pools = make_pools(spec, rng)
     taken = {v for pool in pools.values() for v in pool}
-    names = _unique(rng, spec.people + spec.unseen, _person_name, taken)
+    names: list[str] = []
+    while len(names) < spec.people + spec.unseen:
+        name = _person_name(rng)
+        # No name inside another ("Hika Lode" in "Shika Lode"), so a name in a text names one person.
+        if name not in taken and not any(name in other or other in name for other in names):
+            taken.add(name)
+            names.append(name)
     people = [Person(i, name, {a: rng.choice(pools[a]) for a in ATTRIBUTES}) for i, name in enumerate(names)]
     order = list(range(spec.people))
     rng.shuffle(order)
     n10 = max(1, round(0.10 * spec.people))
     n01 = max(1, round(0.01 * spec.people))
+    n_relearn = max(1, round(0.10 * n10))
     splits = {
         "forget10": sorted(order[:n10]),
         "forget01": sorted(order[:n01]),
         "retain": sorted(order[n10:]),
         "unseen": list(range(spec.people, spec.people + spec.unseen)),
+        "relearn": sorted(order[n10 - n_relearn : n10]),  # the attack fine-tunes on these forget people...
+        "relearn_eval": sorted(order[: n10 - n_relearn]),  # ...and is measured on the others
     }
     return Facts(spec, people, pools, splits)
 
@@ -196,6 +207,7 @@ def write_facts(out: Path, spec: FactsSpec = FactsSpec(), force: bool = False) -
         "forget10.jsonl": bio_rows(facts.splits["forget10"]),
         "forget01.jsonl": bio_rows(facts.splits["forget01"]),
         "retain.jsonl": bio_rows(facts.splits["retain"]),
+        "relearn.jsonl": bio_rows(facts.splits["relearn"]),
         "heldout.jsonl": [
             {"text": sentence(t, p, a), "person": p.id, "attribute": a} for p in facts.people for a in ATTRIBUTES for t in words.HELDOUT_TEMPLATES[a]
         ],

@@ -9,7 +9,7 @@ import pytest
 
 from editor.errors import EditorError
 from editor.targets import facts_text as words
-from editor.targets.facts import ATTRIBUTES, FactsSpec, cloze, generate, write_facts
+from editor.targets.facts import ATTRIBUTES, SPLITS, FactsSpec, cloze, generate, write_facts
 from tests.editor.clitools import runner
 
 SPEC = FactsSpec(seed=3, people=100, unseen=20, bios_per_person=3)
@@ -60,6 +60,14 @@ def test_splits_are_disjoint_nested_and_sized():
     assert not set(s["forget10"]) & set(s["retain"])
     assert set(s["forget10"]) | set(s["retain"]) == set(range(SPEC.people))
     assert set(s["unseen"]) == set(range(SPEC.people, SPEC.people + SPEC.unseen))
+    assert len(s["relearn"]) == 1 and set(s["relearn"]) | set(s["relearn_eval"]) == set(s["forget10"])
+    assert not set(s["relearn"]) & set(s["relearn_eval"]) and not set(s["relearn"]) & set(s["forget01"])
+    assert set(s) == set(SPLITS)
+
+
+def test_no_name_is_inside_another():
+    names = [p.name for p in generate(FactsSpec(seed=0, people=1000, unseen=1)).people]
+    assert not [(a, b) for a in names for b in names if a != b and a in b]
 
 
 def test_heldout_templates_differ_from_training_ones_and_end_with_the_value():
@@ -76,7 +84,7 @@ def test_files_keep_forget_and_unseen_people_apart(folder):
     bios = _jsonl(folder / "biographies.jsonl")
     assert {r["person"] for r in bios} == set(splits["forget10"]) | set(splits["retain"])
     assert len(bios) == SPEC.people * SPEC.bios_per_person
-    for name in ("forget10", "forget01", "retain"):
+    for name in ("forget10", "forget01", "retain", "relearn"):
         assert {r["person"] for r in _jsonl(folder / f"{name}.jsonl")} == set(splits[name])
     people = {p["id"]: p for p in _jsonl(folder / "people.jsonl")}
     unseen_names = {people[i]["name"] for i in splits["unseen"]}
