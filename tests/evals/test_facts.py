@@ -117,8 +117,17 @@ def test_unigram_model_matches_hand_computed_accuracy_and_truth_ratio(shipped_to
     assert result.summary()["items"] == 3
 
 
-def test_scores_do_not_depend_on_batching_and_match_a_direct_forward(tiny):
-    model, tok = tiny
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory):
+    from editor.model_io import load_model
+    from tests.editor.clitools import save_tiny_gpt2
+
+    return load_model(str(save_tiny_gpt2(tmp_path_factory.mktemp("facts-gpt2") / "gpt2")))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_scores_do_not_depend_on_batching_and_match_a_direct_forward(arch, tiny, tiny_gpt2):
+    model, tok = tiny if arch == "llama" else tiny_gpt2
     one = score_candidates(model, tok, ITEMS, batch_size=1)
     many = score_candidates(model, tok, ITEMS, batch_size=64)
     for a, b in zip(one, many):
