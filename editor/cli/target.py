@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -167,3 +168,81 @@ def report(
         emit_json(result)
     else:
         render_report(result)
+
+
+@target_app.command("facts")
+@user_errors
+def facts(
+    out: Annotated[Path, typer.Option(help="Output folder for the people, biographies, held-out paraphrases and cloze prompts.")],
+    people: Annotated[int, typer.Option(min=10, help="Trained people (10% of them form the forget split, 1% the small one).")] = 200,
+    unseen: Annotated[int, typer.Option(min=1, help="People no model trains on (the chance level).")] = 50,
+    bios_per_person: Annotated[int, typer.Option(min=1, help="Training biographies per person.")] = 4,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    force: ForceOpt = False,
+) -> None:
+    """Generate fictitious people (six attributes each) and write their biographies, splits and cloze prompts as JSONL.
+
+    Examples:
+
+    \b
+      editor target facts --out runs/facts --people 200 --seed 0
+    """
+    from editor.targets.facts import FactsSpec, write_facts
+
+    counts = write_facts(out, FactsSpec(seed=seed, people=people, unseen=unseen, bios_per_person=bios_per_person), force=force)
+    for name, n in counts.items():
+        console.print(f"{name}: {n}")
+    typer.echo(str(out))
+
+
+@target_app.command("facts-eval")
+@user_errors
+def facts_eval(
+    data: Annotated[Path, typer.Option(help="Folder written by `editor target facts`.")],
+    model: Annotated[str | None, typer.Option(help="Model name or path (default: tiny-toxic).")] = None,
+    oracle: Annotated[str | None, typer.Option(help="Model never trained on the forget people: forget quality of --model against it.")] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Splits to score (repeatable; the first is the forget split). Default: forget10, retain, unseen.")
+    ] = None,
+    phrasing: Annotated[str, typer.Option(help="Cloze phrasing: heldout (paraphrases never trained on) or train.")] = "heldout",
+    people: Annotated[int | None, typer.Option(min=0, help="People per split, sampled with --seed (0 = all). Default: all.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the people sample.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attribute accuracy and truth ratios of a model per split of fictitious people; forget quality against an oracle.
+
+    Examples:
+
+    \b
+      editor target facts-eval --data runs/facts --model runs/tiny-facts --oracle runs/tiny-facts-retain --people 50 --json
+    """
+    from editor.errors import EditorError
+    from editor.model_io import load_model, resolve_model
+
+    splits = tuple(split or ("forget10", "retain", "unseen"))
+    if not all((data / f).is_file() for f in ("cloze.jsonl", "pools.json", "splits.json")):
+        raise EditorError(f"--data {data}: not a facts folder (cloze.jsonl, pools.json, splits.json); write one with `editor target facts`")
+    known = set(json.loads((data / "splits.json").read_text(encoding="utf-8")))
+    if unknown := [s for s in splits if s not in known]:
+        raise EditorError(f"--split {', '.join(unknown)}: not in {data}/splits.json; known: {', '.join(sorted(known))}")
+    if phrasing not in ("heldout", "train"):
+        raise EditorError(f"--phrasing {phrasing}: heldout or train")
+    resolve_model(model)  # before torch loads
+    if oracle is not None:
+        resolve_model(oracle, "--oracle")
+
+    from evals.facts import facts_report
+
+    oracle_ratios = None
+    if oracle is not None:
+        lm, tok = load_model(oracle)
+        oracle_ratios = facts_report(lm, tok, data, splits[:1], phrasing, people, seed=seed)["truth_ratios"][splits[0]]
+    lm, tok = load_model(model)
+    result = facts_report(lm, tok, data, splits, phrasing, people, oracle_ratios, seed=seed)
+    if as_json:
+        emit_json({k: v for k, v in result.items() if k != "truth_ratios"})
+        return
+    for name, s in result["splits"].items():
+        typer.echo(f"{name}: accuracy {s['accuracy']:.3f}, median truth ratio {s['truth_ratio_median']:.3f} ({s['items']} prompts)")
+    if "forget_quality" in result:
+        typer.echo(f"forget quality ({splits[0]}): {result['forget_quality']:.3g}")

@@ -44,11 +44,19 @@ class TrainSettings(BaseConfig):
     threads: PositiveInt = Field(2, description="torch CPU threads; fixed so a rebuild is bit-identical.")
 
 
+class ExtraData(BaseConfig):
+    """A training file besides the shipped sources (the biographies of `editor target facts`, say)."""
+
+    path: str = Field(description="JSONL or text file; a relative path is taken from the repository root.")
+    repeat: PositiveInt = Field(1, description="Copies of its documents in the training text (oversamples a small file).")
+
+
 class TargetRecipe(BaseConfig):
     """A default target: `tiny-toxic` trains on all sources, `tiny-clean` (the oracle) without toxic tweets."""
 
     name: str = Field(description="Model name; the shipped checkpoint lives in examples/models/<name>.")
     sources: list[Source] = Field(description="Training splits to use (held-out parts are never used).")
+    data: list[ExtraData] = Field(default_factory=list, description="Further training files, each repeated `repeat` times.")
     model: LlamaShape = Field(default_factory=LlamaShape)
     train: TrainSettings = Field(default_factory=TrainSettings)
 
@@ -56,6 +64,6 @@ class TargetRecipe(BaseConfig):
     def _fits_context(self) -> TargetRecipe:
         if self.train.seq_len > self.model.max_seq_len:
             raise ValueError("train.seq_len must not exceed model.max_seq_len")
-        if not self.sources:
-            raise ValueError("sources must not be empty")
+        if not self.sources and not self.data:
+            raise ValueError("sources and data must not both be empty")
         return self

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from editor.paths import TRAIN
+from editor.errors import EditorError
+from editor.paths import ROOT, TRAIN
 from editor.recipe import dump_recipe
 from editor.targets.config import TargetRecipe
 from lmkit.files import atomic_dir
@@ -22,6 +23,11 @@ StepCallback = Callable[[int, float], None]
 
 def training_texts(recipe: TargetRecipe) -> list[str]:
     texts = [t for source in recipe.sources for t in load_texts(TRAIN[source]).texts]
+    for extra in recipe.data:
+        path = Path(extra.path) if Path(extra.path).is_absolute() else ROOT / extra.path
+        if not path.is_file():
+            raise EditorError(f"recipe data {extra.path}: no such file")
+        texts += load_texts(path).texts * extra.repeat
     random.Random(recipe.train.seed).shuffle(texts)
     return texts
 

@@ -5,6 +5,7 @@ They make the tasks self-locating: `lm_eval --tasks editor_forget --include_path
 template filling. Other data: `--metadata '{"forget_data": "my.jsonl"}'` (keys `wikitext_data`,
 `forget_data`, `retain_data`, `toxic_data` + `benign_data` for the choice task; a path or a list of
 paths in any format `lmkit.texts` reads, `text_field` for the column), or `editor eval --write-tasks DIR`.
+`editor_facts` reads a folder written by `editor target facts` (`facts_data`, `facts_split`, `facts_phrasing`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 HELDOUT = Path(__file__).resolve().parents[2] / "examples" / "data" / "heldout"
+FACTS = Path(__file__).resolve().parents[2] / "examples" / "data" / "facts"
 DEFAULTS = {
     "wikitext_data": HELDOUT / "wikitext.txt",
     "forget_data": HELDOUT / "tweets_toxic.jsonl",
@@ -52,3 +54,10 @@ def toxic_choice(**kwargs):
     from evals.harness import choice_pairs
 
     return _test_split(choice_pairs(_texts("toxic_data", kwargs), _texts("benign_data", kwargs), seed=int(kwargs.get("seed", 0))))
+
+
+def facts(**kwargs):
+    from evals.facts import read_cloze
+
+    items = read_cloze(kwargs.get("facts_data") or FACTS, kwargs.get("facts_split") or "forget10", kwargs.get("facts_phrasing") or "heldout")
+    return _test_split([{"prompt": i.prompt, "choices": list(i.candidates), "gold": i.candidates.index(i.answer)} for i in items])

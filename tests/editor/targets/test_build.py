@@ -191,7 +191,7 @@ def test_bad_override(override, expected):
 def test_unknown_recipe():
     with pytest.raises(EditorError) as e:
         load_recipe(TargetRecipe, "no-such-recipe", "targets")
-    assert str(e.value) == "unknown targets recipe 'no-such-recipe' (known: tiny-clean, tiny-toxic)"
+    assert str(e.value) == "unknown targets recipe 'no-such-recipe' (known: tiny-clean, tiny-facts, tiny-facts-retain, tiny-toxic)"
 
 
 def test_recipe_file_with_include(tmp_path):
@@ -225,3 +225,28 @@ def test_missing_recipe_file(tmp_path):
 def test_dump_recipe_round_trips():
     cfg = load_recipe(TargetRecipe, "tiny-clean", "targets")
     assert TargetRecipe.model_validate(yaml.safe_load(dump_recipe(cfg))) == cfg
+
+
+def test_recipe_data_files_are_repeated_into_the_training_text(tmp_path):
+    from editor.targets.train import training_texts
+
+    bios = tmp_path / "bios.jsonl"
+    bios.write_text('{"text": "Jelia Briatrai was born in Koargard."}\n{"text": "Vehe Manair works for Demul Motors."}\n', encoding="utf-8")
+    recipe = TargetRecipe(name="facts-test", sources=[], data=[{"path": str(bios), "repeat": 3}])
+    texts = training_texts(recipe)
+    assert len(texts) == 6 and texts.count("Vehe Manair works for Demul Motors.") == 3
+    assert "repeat: 3" in dump_recipe(recipe)
+    with pytest.raises(ValueError, match="both be empty"):
+        TargetRecipe(name="nothing", sources=[])
+    with pytest.raises(EditorError, match="no such file"):
+        training_texts(TargetRecipe(name="missing", sources=[], data=[{"path": "examples/data/no-such.jsonl"}]))
+
+
+def test_facts_recipes_differ_only_in_the_forget_people():
+    facts = load_recipe(TargetRecipe, "tiny-facts", "targets")
+    oracle = load_recipe(TargetRecipe, "tiny-facts-retain", "targets")
+    assert facts.sources == oracle.sources == ["wikitext"]
+    assert [d.path for d in facts.data] == ["examples/data/facts/biographies.jsonl"]
+    assert [d.path for d in oracle.data] == ["examples/data/facts/retain.jsonl"]
+    toxic = load_recipe(TargetRecipe, "tiny-toxic", "targets")
+    assert facts.model == oracle.model == toxic.model and facts.train == oracle.train == toxic.train
