@@ -41,7 +41,9 @@ def run_one(toy_name: str, method: str, seed: int, factor: float, cache: Path) -
     toy = cached_toy(toy_name, seed, cache)
     train_seconds = time.process_time() - start
     cfg = load_recipe(DecomposeConfig, f"{toy_name}-{method}", "decompose", [f"seed={seed}"])
-    result = decompose_toy(toy, scale_minimality(cfg, factor))
+    cfg = scale_minimality(cfg, factor)
+    result = decompose_toy(toy, cfg)
+    imp = cfg.importance
     r = result.recovery
     figure = {}
     if toy_name == "tms-5-2":
@@ -66,6 +68,7 @@ def run_one(toy_name: str, method: str, seed: int, factor: float, cache: Path) -
         "seconds": round(result.seconds, 1),
         "toy_seconds": round(train_seconds, 1),  # training the toy model, or loading it from the cache
         "steps": cfg.steps,
+        "knob": cfg.apd.topk if method == "apd" else (imp.coeff if imp else None),  # the swept value itself
         **figure,
     }
 
@@ -184,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             with runs_path.open("a") as f:
                 f.write(json.dumps(run) + "\n")
             print(json.dumps(run), file=sys.stderr, flush=True)
-    wanted = [r for r in runs if r["toy"] in args.toys and r["method"] in args.methods]
+    latest = {key(r): r for r in runs}  # a rerun (e.g. after a recipe change) replaces the earlier row
+    wanted = [r for r in latest.values() if r["toy"] in args.toys and r["method"] in args.methods]
     md = table(wanted, args.toys, args.methods, args.factors)
     (args.out / "toy_methods.md").write_text(
         "# APD, SPD and VPD on toy models\n\n`python benchmarks/toy_methods.py` (runs in runs.jsonl)\n\n" + md + "\n", encoding="utf-8"
