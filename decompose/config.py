@@ -49,7 +49,7 @@ class DecomposeConfig(BaseConfig):
     seq_len: PositiveInt = Field(128, description="Tokens per sequence.")
     lr: float = Field(1e-3, gt=0, description="AdamW peak learning rate (U, V and the CI function).")
     # Constant by default: on tiny-toxic (1,000 steps, same seed) a constant rate reached CI-masked KL 1.30
-    # against 1.47 with cosine decay to 0.1 (benchmarks/defaults_ab.py; README "Training defaults").
+    # against 1.47 with cosine decay to 0.1 (benchmarks/defaults_ab.py, an earlier session; its re-run: benchmarks/results/defaults-ab-partial.md).
     lr_final_frac: float = Field(1.0, ge=0, le=1, description="Cosine decay to this fraction of lr (1: a constant rate).")
     lr_warmup_frac: float = Field(0.0, ge=0, le=1, description="Linear lr warmup, as a fraction of steps.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
