@@ -33,14 +33,19 @@ def rank_one_stack(U: Tensor, V: Tensor) -> Tensor:
     return torch.einsum("co,ic->coi", U, V)
 
 
+def _train(dec) -> float:
+    """Train to the end; the CPU seconds it took (creating the decomposer is not counted)."""
+    start = time.process_time()
+    while not dec.done:
+        dec.train_step()
+    return time.process_time() - start
+
+
 def _spd_like(toy: Toy, cfg: DecomposeConfig, eval_x: Tensor) -> ToyResult:
     from decompose.train import Decomposer
 
-    start = time.process_time()
     dec = Decomposer(toy.model, cfg, toy.batches(cfg.batch_size))
-    while not dec.done:
-        dec.train_step()
-    seconds = time.process_time() - start
+    seconds = _train(dec)
     with torch.no_grad():
         _, inputs = dec.target_pass(eval_x)
         g = dec.ci(inputs)[0]
@@ -54,11 +59,8 @@ def _spd_like(toy: Toy, cfg: DecomposeConfig, eval_x: Tensor) -> ToyResult:
 def _apd(toy: Toy, cfg: DecomposeConfig, eval_x: Tensor) -> ToyResult:
     from decompose.apd import ApdDecomposer
 
-    start = time.process_time()
     dec = ApdDecomposer(toy.model, cfg, toy.batches(cfg.batch_size))
-    while not dec.done:
-        dec.train_step()
-    seconds = time.process_time() - start
+    seconds = _train(dec)
     comps = {n: dec.pieces(n).detach() for n in dec.names}
     freq = dec.topk_frequency(eval_x)
     alive = freq > ALIVE_TOPK_FREQ
