@@ -185,12 +185,9 @@ def save(
 
 def load_edit(out: str | Path) -> dict[str, Any]:
     """The `edit.json` record of a saved edit (what changed, why, how it was measured)."""
-    import json
+    from editor.model_io import read_edit_record
 
-    path = Path(out) / "edit.json"
-    if not path.is_file():
-        raise EditorError(f"{out}: not an editor forget output (no edit.json)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_edit_record(out)
 
 
 def evaluate(

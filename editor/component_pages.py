@@ -25,8 +25,11 @@ code{background:#f4f4f4;padding:0 3px}
 """
 
 
+PAGE = "{module}-{index}.html"  # a component's page; the model card links `components/` + PAGE
+
+
 def page_name(module: str, index: int) -> str:
-    return f"{module}-{index}.html"
+    return PAGE.format(module=module, index=index)
 
 
 @torch.no_grad()
@@ -109,10 +112,9 @@ def write_pages(directory: Path, rows: list[dict], contexts: dict[ComponentRef, 
 
 def contexts_for(dec, tokenizer, texts: list[str], rows: list[dict], docs: int, batch_size: int = 64, k: int = 8) -> dict[ComponentRef, list[dict]]:
     """Top contexts of `rows` (from `top_components`) on the same seeded sample of `texts` it profiled."""
-    from lmkit.texts import sample_texts
-    from lmkit.tokens import context_length, document_batches
+    from editor.explain import profile_batches
 
-    batches, _ = document_batches(tokenizer, sample_texts(texts, docs, 0), context_length(dec.cm.model), batch_size)
+    batches, _ = profile_batches(dec.cm, tokenizer, texts, docs, batch_size)
     return top_contexts(dec.cm, dec.ci_fn, batches, [ComponentRef(r["module"], r["index"]) for r in rows], k)
 
 

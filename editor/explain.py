@@ -69,14 +69,21 @@ def promoted_tokens(cm, batches: Batches, comps: list[ComponentRef], tokenizer, 
     return {c: lowered_tokens(cm, batches, removal_delta(cm, [c]), tokenizer, k, base) for c in comps}
 
 
+def profile_batches(cm, tokenizer, texts: list[str], docs: int, batch_size: int = 64) -> tuple[Batches, int]:
+    """(batches, documents truncated): the seeded sample of `docs` of `texts` that `top_components` profiles
+    (and the component pages take their contexts from), at the model's context length."""
+    from lmkit.texts import sample_texts
+    from lmkit.tokens import context_length, document_batches
+
+    return document_batches(tokenizer, sample_texts(texts, docs, 0), context_length(cm.model), batch_size)
+
+
 def top_components(dec, tokenizer, texts: list[str], top: int, docs: int, batch_size: int = 64, explain_docs: int = 256) -> tuple[list[dict], int, int]:
     """The `top` components with the highest mean CI on (a seeded sample of `docs` of) `texts`, each with its
     firing density and the tokens it fires on and promotes. Returns (rows, tokens seen, documents truncated)."""
     from decompose.stats import component_stats
-    from lmkit.texts import sample_texts
-    from lmkit.tokens import context_length, document_batches
 
-    batches, truncated = document_batches(tokenizer, sample_texts(texts, docs, 0), context_length(dec.cm.model), batch_size)
+    batches, truncated = profile_batches(dec.cm, tokenizer, texts, docs, batch_size)
     stats = component_stats(dec.cm, dec.ci_fn, batches)
     ranked = sorted(((float(v[c]), n, c) for n, v in stats.mean_ci.items() for c in range(v.numel())), reverse=True)[:top]
     comps = [ComponentRef(n, c) for _, n, c in ranked]

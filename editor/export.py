@@ -107,7 +107,9 @@ def export_edit(
         (tmp / "edit.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         link = None
         if pages is not None and manifest["components"]:
+            from editor.component_pages import PAGE
+
             pages(tmp / "components")
-            link = "components/{module}-{index}.html"
+            link = "components/" + PAGE
         (tmp / "README.md").write_text(model_card(manifest, link), encoding="utf-8")
     return Path(out)

@@ -56,13 +56,15 @@ class RawGraph:
         return len(self.nodes) - 1  # the logit node is last
 
 
-def prompt_ci(cm, ci_fn, ids: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-    """(g per module (T, C), last-position logits (V,)) of one prompt `ids` (1, T)."""
+def prompt_ci(cm, ci_fn, ids: Tensor) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
+    """(g per module (T, C), last-position logits (V,), a = x·V per module (T, C)) of one prompt `ids` (1, T),
+    from one forward pass."""
     with torch.no_grad(), cm.caching_inputs() as inputs:
         logits = cm.model(input_ids=ids).logits[0, -1].float()
     with torch.no_grad():
         g = {n: lower_leaky_hard_sigmoid(z)[0].float() for n, z in ci_fn({n: inputs[n] for n in cm.names}).items()}
-    return g, logits
+        acts = {n: inputs[n][0].float() @ cm.comp(n).V.detach().float() for n in cm.names}
+    return g, logits, acts
 
 
 class _Leaves:
@@ -106,12 +108,12 @@ class _Leaves:
             h.remove()
 
 
-def component_nodes(g: dict[str, Tensor], threshold: float, acts: dict[str, Tensor] | None = None) -> list[Node]:
+def component_nodes(g: dict[str, Tensor], threshold: float, acts: dict[str, Tensor]) -> list[Node]:
     """The (module, position, component) nodes with g > threshold, in module (forward) order, then position, then index."""
     nodes = []
     for name, v in g.items():
         for p, c in (v > threshold).nonzero().tolist():
-            nodes.append(Node("component", p, name, c, float(v[p, c]), float(acts[name][p, c]) if acts else 0.0))
+            nodes.append(Node("component", p, name, c, float(v[p, c]), float(acts[name][p, c])))
     return nodes
 
 
@@ -143,21 +145,13 @@ class _Sources:
         return out
 
 
-def activations(cm, ids: Tensor) -> dict[str, Tensor]:
-    """a = x·V per module (T, C) for one prompt (1, T)."""
-    with torch.no_grad(), cm.caching_inputs() as inputs:
-        cm.model(input_ids=ids)
-    return {n: (inputs[n][0].float() @ cm.comp(n).V.detach().float()) for n in cm.names}
-
-
 def attribution_graph(cm, ci_fn, ids: Tensor, target_token: int, threshold: float = 0.1, chunk: int = 256) -> RawGraph:
     """Nodes and attr[t, s] for the prompt `ids` (1, T) and the logit of `target_token` at its last position.
 
     Gradients are stopped through every component that is a node at some position; components below the
     threshold everywhere stay, like Δ, part of the path (cheaper, and they carry next to nothing)."""
     T = ids.shape[1]
-    g, logits = prompt_ci(cm, ci_fn, ids)
-    acts = activations(cm, ids)
+    g, logits, acts = prompt_ci(cm, ci_fn, ids)
     comps = component_nodes(g, threshold, acts)
     tokens = [Node("token", p, None, int(ids[0, p])) for p in range(T)]
     logit = Node("logit", T - 1, None, target_token, 1.0, float(logits[target_token]))

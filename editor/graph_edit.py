@@ -9,7 +9,6 @@ forward is exactly the edited model's, whatever the method.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,17 +18,6 @@ from torch import Tensor
 
 from editor.apply import apply_delta
 from editor.errors import EditorError
-
-
-def read_edit(edit_dir: Path) -> dict:
-    """The `edit.json` of an `editor forget` output (light: no torch)."""
-    path = Path(edit_dir) / "edit.json"
-    if not path.is_file():
-        raise EditorError(f"--edit {edit_dir}: not an `editor forget` output (no edit.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise EditorError(f"--edit {edit_dir}: edit.json is not valid JSON ({e})") from None
 
 
 def edit_delta(cm, manifest: dict, edit_dir: Path) -> dict[str, Tensor]:

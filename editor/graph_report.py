@@ -150,9 +150,10 @@ def build_graph(dec, tokenizer, prompt: str, target_token: str | None = None, se
     if edit_dir is None:
         graphs = [one_graph(dec, tokenizer, ids, target, s, {}, "graph")]
     else:
-        from editor.graph_edit import edit_delta, edited, edited_keys, read_edit
+        from editor.graph_edit import edit_delta, edited, edited_keys
+        from editor.model_io import read_edit_record
 
-        manifest = read_edit(edit_dir)
+        manifest = read_edit_record(edit_dir, "--edit")
         marked = edited_keys(manifest)
         delta = edit_delta(dec.cm, manifest, edit_dir)
         before = one_graph(dec, tokenizer, ids, target, s, marked, "before the edit")

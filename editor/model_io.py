@@ -195,3 +195,15 @@ def load_for_eval(model: str | None, adapter: Path | None):
     merged.eval()
     path = resolve_model(base)
     return peft_model, merged, tok, {"name": f"{Path(path).name}+{adapter.name}", "path": path, "adapter": str(adapter)}
+
+
+def read_edit_record(out: str | Path, label: str = "") -> dict:
+    """The `edit.json` of an `editor forget` output (light: no torch). `label` prefixes the messages (e.g. "--edit")."""
+    where = f"{label} {out}".strip()
+    path = Path(out) / "edit.json"
+    if not path.is_file():
+        raise EditorError(f"{where}: not an `editor forget` output (no edit.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise EditorError(f"{where}: edit.json is not valid JSON ({e})") from None

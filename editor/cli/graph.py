@@ -38,15 +38,15 @@ def graph(
     import json
 
     from editor.errors import EditorError
-    from editor.model_io import decomposition_dir
+    from editor.model_io import decomposition_dir, read_edit_record
     from lmkit.files import check_replaceable
 
     if not prompt.strip():
         raise EditorError("--prompt is empty")
     check_model_inputs(model, decomposition)
     dec_dir = decomposition_dir(model, decomposition)
-    if edit is not None and not (edit / "edit.json").is_file():
-        raise EditorError(f"--edit {edit}: not an `editor forget` output (no edit.json)")
+    if edit is not None:
+        read_edit_record(edit, "--edit")
     check_replaceable(out, force)
 
     from editor.graph_html import html_page
