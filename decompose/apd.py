@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from decompose.config import DecomposeConfig
 from decompose.errors import DecompositionError
+from decompose.losses.faithfulness import faithfulness_loss
 from decompose.targets import TargetMatrix
 from decompose.train import BatchSource, cosine_lr, select_targets
 
@@ -116,8 +117,7 @@ class ApdDecomposer:
         return self.step >= self.total_steps
 
     def faithfulness(self) -> Tensor:
-        deltas = [t.weight().detach() - self.pieces(n).sum(0) for n, t in self.targets.items()]
-        return cast(Tensor, sum(d.pow(2).sum() for d in deltas)) / sum(d.numel() for d in deltas)
+        return faithfulness_loss([t.weight().detach() - self.pieces(n).sum(0) for n, t in self.targets.items()])
 
     @contextmanager
     def _hooked(self, fn: Callable[[str, Tensor, Tensor], Tensor]) -> Iterator[None]:

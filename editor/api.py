@@ -162,11 +162,8 @@ def save(
     """
     from editor.export import export_edit
     from editor.model_io import portable_path
-    from lmkit.files import check_replaceable, check_writable_parent
 
     out = Path(out)
-    check_replaceable(out, force)
-    check_writable_parent(out)
     base = str(base_model or edit.model.get("source") or _model_name(model))
     folder = _local_folder(base, out)
     source = os.path.relpath(folder, out.resolve()) if folder else base
