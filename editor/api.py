@@ -92,7 +92,8 @@ def forget(
             (`ga`, `graddiff`, `npo`, `task-vector`), as `editor forget --method`.
         strength: the method's main knob (`--strength`); `settings`: any other method setting, as a dict, as
             `key=value` strings (`--set`), or the method's validated settings object.
-        retain: default, the shipped training WikiText + benign tweets.
+        retain: default, the training data the model's target keeps (`editor.target_data`): WikiText + benign
+            tweets; for tiny-facts, WikiText + the retained people's biographies.
         decomposition: a loaded decomposition (`load_decomposition`), a folder, or None for the shipped one of a
             shipped model (VPD kinds only).
         source: how the edit records the model (default: its shipped name, else its `name_or_path`).
@@ -102,12 +103,11 @@ def forget(
     from editor.forget import method_settings
     from editor.methods import get_method
     from editor.methods.base import Progress
-    from editor.model_io import shipped_name
-    from editor.paths import RETAIN_DEFAULT
+    from editor.model_io import default_data, shipped_name
 
     m = get_method(method)
     forget_data = load_data(forget, text_field)
-    retain_data = load_data(retain if retain is not None else list(RETAIN_DEFAULT), text_field)
+    retain_data = load_data(retain if retain is not None else list(default_data(_model_name(model) or None).retain), text_field)
     chosen = settings if isinstance(settings, BaseConfig) else method_settings(m, strength, settings)
     if isinstance(settings, BaseConfig) and strength is not None:
         raise EditorError("pass the strength inside settings= when settings is a validated settings object")
@@ -199,6 +199,7 @@ def evaluate(
     scorer=None,
     prompts: str | Path | list[dict] | None = None,
     oracle=None,
+    facts: str | Path | None = None,
     workdir: str | Path | None = None,
     status: Callable[[str], None] | None = None,
     **options: Any,
@@ -212,7 +213,10 @@ def evaluate(
         plain_model: the model for NLL, sampling and attacks when `model` is a PeftModel (default `model`).
         scorer, prompts: for toxicity (default: the best available scorer; the shipped prompts, or a prompt file:
             JSONL with a `prompt` field or one prompt per line).
-        oracle: a model that never learned the forget set, attacked for reference: a name, or (model, tokenizer, name).
+        oracle: a model that never learned the forget set, attacked for reference (and the reference of facts'
+            forget quality): a name, or (model, tokenizer, name).
+        facts: an `editor target facts` folder (e.g. `editor.target_data.FACTS`): attribute accuracy per split
+            on held-out paraphrases, and forget quality against `oracle`.
     Returns the report dict (`editor eval --json`).
     """
     import tempfile
@@ -247,6 +251,11 @@ def evaluate(
             "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}",
         },
     )
+    if facts is not None:
+        from editor.target_data import check_facts_folder
+
+        data.facts = check_facts_folder(Path(facts))
+        data.sources["facts"] = str(facts)
     if settings.robustness and len(data.forget) <= settings.relearn.docs:
         raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
     prompt_rows = prompts if isinstance(prompts, list) else None

@@ -31,27 +31,31 @@ class CompareData:
 
 
 def load_compare_data(
+    model: str | None,
     dataset: list[str] | None,
     retain: list[str] | None,
     heldout_forget: list[str] | None,
     heldout_retain: list[str] | None,
     text_field: str = "text",
 ) -> CompareData:
-    """The forget, retain and held-out sets (whole; see `capped`); defaults: the shipped ones."""
-    from editor.paths import EXAMPLES, HELDOUT, RETAIN_DEFAULT, portable
+    """The forget, retain and held-out sets (whole; see `capped`); defaults: those of `model`'s target
+    (`editor.target_data`: toxic tweets, or the forget people of tiny-facts)."""
+    from editor.model_io import default_data
+    from editor.paths import portable
     from lmkit.files import texts_sha256
     from lmkit.texts import load_many
 
-    forget = load_many(dataset or [str(EXAMPLES / "forget" / "toxic.jsonl")], text_field)
-    kept = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
-    h_forget = load_many(heldout_forget or [str(HELDOUT["toxic"])], text_field)
+    target = default_data(model)
+    forget = load_many(dataset or [str(target.forget)], text_field)
+    kept = load_many(retain or [str(p) for p in target.retain], text_field)
+    h_forget = load_many(heldout_forget or [str(target.heldout_forget)], text_field)
     if heldout_retain:
         h_retain = {}
         for i, src in enumerate(heldout_retain):
             key = Path(src).stem if Path(src).stem not in h_retain else f"{Path(src).stem}-{i}"
             h_retain[key] = load_many([src], text_field)
     else:
-        h_retain = {"wikitext": load_many([str(HELDOUT["wikitext"])]), "benign": load_many([str(HELDOUT["benign"])])}
+        h_retain = {k: load_many([str(p)], text_field) for k, p in target.heldout_retain.items()}
     return CompareData(
         forget=forget.texts,
         retain=kept.texts,

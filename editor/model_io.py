@@ -10,19 +10,32 @@ from editor.errors import EditorError
 from editor.paths import MODELS
 
 DEFAULT_MODEL = "tiny-toxic"
-# Each shipped target's oracle: the same recipe trained without the data it is asked to forget.
-ORACLES = {"tiny-toxic": "tiny-clean"}
 
 
-def default_oracle(model: str | None) -> str | None:
-    """The oracle of a shipped model, or of the model an `editor forget` output was made from (else None)."""
+def shipped_origin(model: str | None) -> str | None:
+    """The shipped model `model` is, or the one an `editor forget` output was made from (else None)."""
     shipped = shipped_name(model)
     if shipped is None and model and (Path(model) / "edit.json").is_file():
         try:
             shipped = shipped_name(json.loads((Path(model) / "edit.json").read_text(encoding="utf-8"))["model"]["source"])
         except (OSError, ValueError, KeyError, TypeError):
             shipped = None
-    return ORACLES.get(shipped or "")
+    return shipped
+
+
+def default_oracle(model: str | None) -> str | None:
+    """The oracle of a shipped target model or of an edit of one (else None): the same recipe trained
+    without the data it is asked to forget (`editor.target_data`)."""
+    from editor.target_data import oracle_of
+
+    return oracle_of(shipped_origin(model))
+
+
+def default_data(model: str | None):
+    """The default forget, retain and held-out data of `model`'s target (`editor.target_data.TargetData`)."""
+    from editor.target_data import target_data
+
+    return target_data(shipped_origin(model))
 
 
 def set_offline_defaults() -> None:

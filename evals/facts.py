@@ -31,6 +31,8 @@ from torch import Tensor
 
 from lmkit.tokens import context_length, pad_batch, pad_id
 
+FACT_SPLITS = ("forget10", "retain", "unseen")  # the default splits scored: forget first, unseen = chance level
+
 
 @dataclass(frozen=True)
 class ClozeItem:
@@ -249,7 +251,7 @@ def facts_report(
     model,
     tokenizer,
     folder: Path | str,
-    splits: tuple[str, ...] = ("forget10", "retain", "unseen"),
+    splits: tuple[str, ...] = FACT_SPLITS,
     phrasing: str = "heldout",
     people: int | None = None,
     oracle_ratios: list[float] | None = None,

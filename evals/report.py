@@ -73,6 +73,8 @@ def render_markdown(report: dict, plots: dict[str, str] | None = None) -> str:
         lines += _table(
             ["set", "docs", "tokens", "NLL", "perplexity"], [[k, v["documents"], v["tokens"], v["nll"], v["perplexity"]] for k, v in report["nll"].items()]
         )
+    if "facts" in report:
+        lines += _facts_section(report["facts"])
     if "toxicity" in report:
         t = report["toxicity"]
         p = t["protocol"]
@@ -123,6 +125,17 @@ def render_markdown(report: dict, plots: dict[str, str] | None = None) -> str:
         if "quantization" in plots:
             lines += ["", f"![quantization]({plots['quantization']})"]
     return "\n".join(lines) + "\n"
+
+
+def _facts_section(f: dict) -> list[str]:
+    lines = ["", f"## Facts: attribute accuracy on held-out paraphrases (`{f['folder']}`)", ""]
+    attributes = sorted({a for s in f["splits"].values() for a in s["accuracy_by_attribute"]})
+    rows = [[k, s["items"], s["accuracy"], s["truth_ratio_median"], *(s["accuracy_by_attribute"].get(a) for a in attributes)] for k, s in f["splits"].items()]
+    lines += _table(["people", "prompts", "accuracy", "median truth ratio", *attributes], rows)
+    lines += ["", "Accuracy: the true value ranked first among its pool; `unseen` people were never trained on (the chance level)."]
+    if "forget_quality" in f:
+        lines.append(f"Forget quality (TOFU: KS-test p-value of the truth ratios against the oracle {f['oracle']}): {f['forget_quality']:.3g}")
+    return lines
 
 
 def _plots(report: dict, stem: Path) -> dict[str, Path]:

@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, PositiveInt
@@ -33,6 +34,7 @@ class SuiteSettings(BaseConfig):
     robustness: bool = Field(False, description="Relearning attack and quantization.")
     relearn: RelearnSettings = Field(default_factory=RelearnSettings, description="The relearning attack (the same config as `editor compare`).")
     quant_bits: tuple[Annotated[int, Field(ge=2, le=16)], ...] = Field((8, 4), description="Bit widths to round weights to.")
+    facts_people: PositiveInt | None = Field(None, description="People scored per split of a facts target (a seeded sample; None = all).")
     seed: int = Field(0, description="Seeds sampling, pairing and the attack.")
     verbose: bool = Field(False, description="Show lm-eval's own logs and progress bars.")
 
@@ -47,6 +49,7 @@ class EvalData:
     choice_toxic: list[str]
     choice_benign: list[str]
     sources: dict[str, str] = field(default_factory=dict)
+    facts: Path | None = None  # an `editor target facts` folder: attribute accuracy, truth ratios, forget quality
 
 
 def _cap(texts: list[str], limit: int | None) -> list[str]:
@@ -58,6 +61,29 @@ def _nll_row(model, tokenizer, texts: list[str]) -> dict:
 
     r = mean_nll(model, tokenizer, texts)
     return {"nll": r.mean, "perplexity": r.perplexity, "tokens": r.tokens, "documents": r.documents}
+
+
+def _facts(model, tokenizer, folder: Path, settings: SuiteSettings, oracle, status: Callable[[str], None]) -> dict:
+    """Attribute accuracy per split on held-out paraphrases; TOFU's forget quality when an oracle is given."""
+    from evals.facts import FACT_SPLITS, facts_report, forget_quality
+
+    t0 = time.perf_counter()
+    status("facts: attribute accuracy on held-out paraphrases")
+    result = facts_report(model, tokenizer, folder, FACT_SPLITS, people=settings.facts_people, seed=settings.seed)
+    ratios = result.pop("truth_ratios")
+    if oracle is not None:
+        o_model, o_tok, o_name = oracle
+        forget = FACT_SPLITS[0]
+        if o_model is model:  # evaluating the oracle itself
+            o_ratios = ratios[forget]
+        else:
+            status(f"facts: truth ratios of the oracle {o_name}")
+            o_ratios = facts_report(o_model, o_tok, folder, (forget,), people=settings.facts_people, seed=settings.seed)["truth_ratios"][forget]
+        result["forget_quality"] = forget_quality(ratios[forget], o_ratios)
+        result["oracle"] = o_name
+    result["folder"] = str(folder)
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    return result
 
 
 def split_attack(forget: list[str], n_attack: int, limit: int | None, seed: int) -> tuple[list[str], list[str]]:
@@ -126,6 +152,9 @@ def run_suite(
     status("NLL per token")
     sets = {"forget": _cap(data.forget, settings.limit), "retain": _cap(data.retain, settings.limit), "wikitext": _cap(data.wikitext, settings.limit)}
     report["nll"] = {name: _nll_row(plain, tokenizer, texts) for name, texts in sets.items()}
+
+    if data.facts is not None:
+        report["facts"] = _facts(plain, tokenizer, data.facts, settings, oracle, status)
 
     if settings.toxicity:
         from evals.toxicity import toxicity_eval

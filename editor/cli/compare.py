@@ -15,21 +15,40 @@ from editor.console import progress
 def compare(
     model: Annotated[str | None, typer.Option(help="Model name, local directory or hub id (default: tiny-toxic).")] = None,
     oracle: Annotated[
-        str | None, typer.Option(help="A model that never saw the forget data (default: tiny-clean for tiny-toxic; 'none' for no oracle).")
+        str | None,
+        typer.Option(
+            help="A model that never saw the forget data (default: the shipped oracle: tiny-clean for tiny-toxic, tiny-facts-retain for tiny-facts; 'none' for no oracle)."
+        ),
     ] = None,
     decomposition: Annotated[Path | None, typer.Option("--decomposition", help="Decomposition for VPD (default: the shipped one for the model).")] = None,
     dataset: Annotated[
-        list[str] | None, typer.Option("--dataset", metavar="DATA", help="What to forget (repeatable). Default: examples/forget/toxic.jsonl.")
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            metavar="DATA",
+            help="What to forget (repeatable). Default: the model's target's forget set (examples/forget/toxic.jsonl; tiny-facts: facts.jsonl).",
+        ),
     ] = None,
     retain: Annotated[
-        list[str] | None, typer.Option(metavar="DATA", help="What to keep (repeatable). Default: the shipped training WikiText + benign tweets.")
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="What to keep (repeatable). Default: the target's training data (WikiText + benign tweets; tiny-facts: WikiText + the retained people).",
+        ),
     ] = None,
     heldout_forget: Annotated[
-        list[str] | None, typer.Option(metavar="DATA", help="Held-out forget-like data to measure (repeatable). Default: held-out toxic tweets.")
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="Held-out forget-like data to measure (repeatable). Default: held-out toxic tweets (tiny-facts: the forget people's held-out paraphrases).",
+        ),
     ] = None,
     heldout_retain: Annotated[
         list[str] | None,
-        typer.Option(metavar="DATA", help="Held-out retain sets, each measured on its own (repeatable). Default: held-out WikiText, benign tweets."),
+        typer.Option(
+            metavar="DATA",
+            help="Held-out retain sets, each measured on its own (repeatable). Default: held-out WikiText, benign tweets (tiny-facts: the retained people's paraphrases).",
+        ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Output directory: compare.json, compare.md, pareto.png, relearn.png.")] = Path("runs/compare"),
     quick: Annotated[bool, typer.Option(help="Tiny sweeps and limits: a smoke run, not a result.")] = False,
@@ -64,7 +83,7 @@ def compare(
     # The files and folders the user named are checked before torch loads (seconds); the settings after.
     check_replaceable(out, force)
     check_writable_parent(out)
-    data = load_compare_data(dataset, retain, heldout_forget, heldout_retain, text_field)
+    data = load_compare_data(model, dataset, retain, heldout_forget, heldout_retain, text_field)
     check_model_inputs(model, decomposition)
     for name in [oracle] if oracle and oracle.lower() != "none" else []:
         resolve_model(name, "--oracle")

@@ -30,8 +30,28 @@ def evaluate(
             help="lm-eval task (repeatable): bundled editor_wikitext, editor_forget, editor_retain, editor_toxic_choice, or any lm-eval task name. Default: the four bundled ones. 'none' skips lm-eval.",
         ),
     ] = None,
-    forget: Annotated[list[str] | None, typer.Option(metavar="DATA", help="Forget-set documents (repeatable). Default: the held-out toxic tweets.")] = None,
-    retain: Annotated[list[str] | None, typer.Option(metavar="DATA", help="Retain-set documents (repeatable). Default: the held-out benign tweets.")] = None,
+    forget: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="Forget-set documents (repeatable). Default: the model's target's held-out forget set (toxic tweets; tiny-facts: the forget people's paraphrases).",
+        ),
+    ] = None,
+    retain: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="Retain-set documents (repeatable). Default: the target's held-out retain set (benign tweets; tiny-facts: the retained people's paraphrases).",
+        ),
+    ] = None,
+    facts: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="An `editor target facts` folder: attribute accuracy per split and forget quality. Default: examples/data/facts for tiny-facts models; 'none' skips.",
+        ),
+    ] = None,
+    facts_people: Annotated[int | None, typer.Option(min=1, help="People scored per facts split (a seeded sample). Default: all.")] = None,
     limit: Annotated[int | None, typer.Option(min=0, help="Documents per task and per NLL set (0 = all). Default: 200.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="lm-eval batch size. Default: 32.")] = None,
     toxicity: Annotated[bool, typer.Option("--toxicity", help="Sample continuations of the shipped prompts and score their toxicity.")] = False,
@@ -45,7 +65,10 @@ def evaluate(
     detoxify_checkpoint: Annotated[Path | None, typer.Option(help="Local Detoxify .ckpt (or set DETOXIFY_CHECKPOINT).")] = None,
     robustness: Annotated[bool, typer.Option("--robustness", help="Relearning attack (model vs oracle) and 8/4-bit quantization.")] = False,
     oracle: Annotated[
-        str | None, typer.Option(help="Model that never learned the forget set, attacked for reference ('none' to skip). Default: the shipped model's oracle.")
+        str | None,
+        typer.Option(
+            help="Model that never learned the forget set: attacked for reference, and the reference of facts' forget quality ('none' to skip). Default: the shipped model's oracle."
+        ),
     ] = None,
     relearn_examples: Annotated[int | None, typer.Option(help="Forget documents the attacker fine-tunes on. Default: 512.")] = None,
     relearn_steps: Annotated[int | None, typer.Option(help="Fine-tuning steps of the attack. Default: 50.")] = None,
@@ -79,8 +102,9 @@ def evaluate(
     import time
 
     from editor.errors import EditorError
-    from editor.model_io import check_eval_inputs, default_oracle, resolve_model
-    from editor.paths import HELDOUT, PROMPTS
+    from editor.model_io import check_eval_inputs, default_data, default_oracle, resolve_model
+    from editor.paths import PROMPTS
+    from editor.target_data import check_facts_folder
     from evals.report import is_report, render_markdown, report_files, write_report
     from lmkit.files import check_replaceable_file, check_writable_parent
     from lmkit.texts import load_many
@@ -92,8 +116,12 @@ def evaluate(
         for path in report_files(out):
             check_replaceable_file(path, force, ours, "a report of editor eval")
         check_writable_parent(out)
-    forget_data = load_many(forget or [str(HELDOUT["toxic"])], text_field)
-    retain_data = load_many(retain or [str(HELDOUT["benign"])], text_field)
+    target = default_data(model)
+    forget_data = load_many(forget or [str(target.heldout_forget)], text_field)
+    retain_data = load_many(retain or [str(target.heldout_retain_other)], text_field)
+    facts_dir = None if facts and facts.lower() == "none" else Path(facts) if facts else target.facts
+    if facts_dir is not None:
+        check_facts_folder(facts_dir)
     if write_tasks is not None:
         _write_tasks(write_tasks, forget_data.texts, retain_data.texts, seed or 0, force, model, as_json)
         return
@@ -110,7 +138,8 @@ def evaluate(
     if detoxify_checkpoint is not None and not detoxify_checkpoint.is_file():
         raise EditorError(f"--detoxify-checkpoint {detoxify_checkpoint}: no such file")
     check_eval_inputs(model, adapter)
-    if robustness and oracle and oracle.lower() != "none":
+    wants_oracle = robustness or facts_dir is not None
+    if wants_oracle and oracle and oracle.lower() != "none":
         resolve_model(oracle, "--oracle")
 
     from editor import api
@@ -134,6 +163,7 @@ def evaluate(
             "--relearn-steps": ("relearn.steps", relearn_steps),
             "--relearn-lr": ("relearn.lr", relearn_lr),
             "--quant-bits": ("quant_bits", tuple(quant_bits) if quant_bits else None),
+            "--facts-people": ("facts_people", facts_people),
             "--seed": ("seed", seed),
             "--verbose": ("verbose", verbose),
         },
@@ -152,7 +182,7 @@ def evaluate(
     lm_model, plain, tok, info = load_for_eval(model, adapter)
     oracle_triple = None
     oracle = oracle or default_oracle(info["path"] if "adapter" not in info else None) or "none"
-    if robustness and oracle.lower() != "none":
+    if wants_oracle and oracle.lower() != "none":
         if resolve_model(oracle) == info["path"] and "adapter" not in info:
             oracle_triple = (plain, tok, oracle)  # the model is its own oracle: the suite reuses its curve
         else:
@@ -172,6 +202,7 @@ def evaluate(
         scorer=tox_scorer,
         prompts=prompt_path if toxicity else None,
         oracle=oracle_triple,
+        facts=facts_dir,
         status=status,
     )
     from editor import __version__

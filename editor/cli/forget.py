@@ -18,7 +18,11 @@ def forget(
         typer.Option("--dataset", metavar="DATA", help="What to forget: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable)."),
     ],
     retain: Annotated[
-        list[str] | None, typer.Option(metavar="DATA", help="What to keep, in the same formats (repeatable). Default: the shipped WikiText + benign tweets.")
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="What to keep, in the same formats (repeatable). Default: the model's target's training data (WikiText + benign tweets; tiny-facts: WikiText + the retained people).",
+        ),
     ] = None,
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
@@ -58,8 +62,7 @@ def forget(
     """
     import time
 
-    from editor.model_io import resolve_model, weights_bytes
-    from editor.paths import RETAIN_DEFAULT
+    from editor.model_io import default_data, resolve_model, weights_bytes
     from lmkit.files import check_replaceable, check_writable_parent
     from lmkit.texts import load_many
 
@@ -67,7 +70,7 @@ def forget(
     # Everything the user typed is checked before torch and transformers load (they take seconds).
     dest = out or Path("runs") / f"forget-{Path(model or 'tiny-toxic').name}-{method}"
     forget_data = load_many(dataset, text_field)
-    retain_data = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
+    retain_data = load_many(retain or [str(p) for p in default_data(model).retain], text_field)
     check_model_inputs(model, decomposition)
     if not dry_run:
         check_replaceable(dest, force)

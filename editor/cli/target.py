@@ -218,12 +218,11 @@ def facts_eval(
     """
     from editor.errors import EditorError
     from editor.model_io import load_model, resolve_model
+    from editor.target_data import check_facts_folder
 
-    splits = tuple(split or ("forget10", "retain", "unseen"))
-    if not all((data / f).is_file() for f in ("cloze.jsonl", "pools.json", "splits.json")):
-        raise EditorError(f"--data {data}: not a facts folder (cloze.jsonl, pools.json, splits.json); write one with `editor target facts`")
+    check_facts_folder(data, "--data")
     known = set(json.loads((data / "splits.json").read_text(encoding="utf-8")))
-    if unknown := [s for s in splits if s not in known]:
+    if unknown := [s for s in split or () if s not in known]:
         raise EditorError(f"--split {', '.join(unknown)}: not in {data}/splits.json; known: {', '.join(sorted(known))}")
     if phrasing not in ("heldout", "train"):
         raise EditorError(f"--phrasing {phrasing}: heldout or train")
@@ -231,8 +230,9 @@ def facts_eval(
     if oracle is not None:
         resolve_model(oracle, "--oracle")
 
-    from evals.facts import facts_report
+    from evals.facts import FACT_SPLITS, facts_report
 
+    splits = tuple(split or FACT_SPLITS)
     oracle_ratios = None
     if oracle is not None:
         lm, tok = load_model(oracle)

@@ -13,6 +13,8 @@ Files written by `write_facts` (JSONL unless noted):
   biographies.jsonl {"text", "person"}: training biographies of every trained person
   forget10.jsonl, forget01.jsonl, retain.jsonl, relearn.jsonl: the biographies of those people only
   heldout.jsonl     {"text", "person", "attribute"}: held-out paraphrases, never in any training text
+  heldout-<split>.jsonl  the same, of one split's people (forget10, forget01, retain, unseen, relearn_eval): the
+                    held-out forget and retain sets of `editor compare` and `editor eval` on tiny-facts
   cloze.jsonl       {"person", "attribute", "phrasing", "prompt", "answer"}: phrasing "heldout" (a held-out
                     template) or "train" (the first training template), the answer following the prompt after a space
   spec.json         the FactsSpec that made them
@@ -31,6 +33,7 @@ from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
 
 ATTRIBUTES = words.ATTRIBUTES
 SPLITS = ("forget10", "forget01", "retain", "unseen", "relearn", "relearn_eval")
+HELDOUT_SPLITS = ("forget10", "forget01", "retain", "unseen", "relearn_eval")  # held-out paraphrase files per split
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ def write_facts(out: Path, spec: FactsSpec = FactsSpec(), force: bool = False) -
     facts = generate(spec)
     bios = {p.id: biographies(p, spec.bios_per_person, spec.seed) for p in facts.people[: spec.people]}
 
+    heldout = [{"text": sentence(t, p, a), "person": p.id, "attribute": a} for p in facts.people for a in ATTRIBUTES for t in words.HELDOUT_TEMPLATES[a]]
+
     def bio_rows(ids: list[int]) -> list[dict]:
         return [{"text": t, "person": i} for i in ids for t in bios[i]]
 
@@ -208,9 +213,8 @@ def write_facts(out: Path, spec: FactsSpec = FactsSpec(), force: bool = False) -
         "forget01.jsonl": bio_rows(facts.splits["forget01"]),
         "retain.jsonl": bio_rows(facts.splits["retain"]),
         "relearn.jsonl": bio_rows(facts.splits["relearn"]),
-        "heldout.jsonl": [
-            {"text": sentence(t, p, a), "person": p.id, "attribute": a} for p in facts.people for a in ATTRIBUTES for t in words.HELDOUT_TEMPLATES[a]
-        ],
+        "heldout.jsonl": heldout,
+        **{f"heldout-{s}.jsonl": [r for r in heldout if r["person"] in set(facts.splits[s])] for s in HELDOUT_SPLITS},
         "cloze.jsonl": cloze_records(facts),
     }
     with atomic_dir(out, "facts", force=force) as tmp:

@@ -257,3 +257,28 @@ def test_lm_eval_task_gives_the_same_accuracy(tiny, tmp_path):
     assert len(samples) == len(items) == 1 * 6 * 2  # one forget person × six attributes × two held-out phrasings
     for sample, s in zip(samples, ours):
         assert [float(ll) for ll, _ in sample["filtered_resps"]] == pytest.approx(s.logprob.tolist(), abs=1e-3)
+
+
+def test_editor_eval_reports_facts_per_split_and_forget_quality(tiny, tiny_gpt2, tmp_path):
+    """`editor eval`'s library call with a facts folder: a facts section per split, forget quality against
+    the oracle (1.0 when the model is its own oracle), and the markdown table."""
+    from editor import api
+    from editor.targets.facts import FactsSpec, write_facts
+    from evals.report import render_markdown
+
+    model, tok = tiny
+    folder = tmp_path / "f"
+    write_facts(folder, FactsSpec(seed=4, people=20, unseen=2, bios_per_person=1, dates=8, employers=6, cities=8, universities=5))
+    texts = ["a short text", "another one"]
+    own = api.evaluate(model, tok, forget=texts, retain=texts, tasks=(), limit=2, facts=folder, facts_people=1, oracle=(model, tok, "itself"))
+    facts = own["facts"]
+    assert set(facts["splits"]) == {"forget10", "retain", "unseen"}
+    assert all(s["items"] == 12 for s in facts["splits"].values())  # one person × six attributes × two paraphrases
+    assert facts["forget_quality"] == 1.0 and facts["oracle"] == "itself"
+    md = render_markdown({"model": {"name": "tiny"}, **own})
+    assert "## Facts: attribute accuracy" in md and "Forget quality" in md
+    other_model, other_tok = tiny_gpt2
+    other = api.evaluate(model, tok, forget=texts, retain=texts, tasks=(), limit=2, facts=folder, facts_people=1, oracle=(other_model, other_tok, "gpt2"))
+    assert 0.0 <= other["facts"]["forget_quality"] <= 1.0 and other["facts"]["splits"] == facts["splits"]
+    without = api.evaluate(model, tok, forget=texts, retain=texts, tasks=(), limit=2, facts=folder, facts_people=1)
+    assert "forget_quality" not in without["facts"]

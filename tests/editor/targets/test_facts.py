@@ -86,6 +86,10 @@ def test_files_keep_forget_and_unseen_people_apart(folder):
     assert len(bios) == SPEC.people * SPEC.bios_per_person
     for name in ("forget10", "forget01", "retain", "relearn"):
         assert {r["person"] for r in _jsonl(folder / f"{name}.jsonl")} == set(splits[name])
+    held = _jsonl(folder / "heldout.jsonl")
+    for name in ("forget10", "forget01", "retain", "unseen", "relearn_eval"):
+        rows = _jsonl(folder / f"heldout-{name}.jsonl")
+        assert rows == [r for r in held if r["person"] in set(splits[name])] and rows
     people = {p["id"]: p for p in _jsonl(folder / "people.jsonl")}
     unseen_names = {people[i]["name"] for i in splits["unseen"]}
     forget_names = {people[i]["name"] for i in splits["forget10"]}
