@@ -34,7 +34,7 @@ from decompose.config_base import BaseConfig
 from editor.compare_data import CompareData
 from editor.errors import EditorError
 from editor.methods import METHODS
-from evals.frontier import LEVELS, Scored, at_level, matched_level, reading
+from evals.frontier import LEVELS, Scored, at_level, facts_reading, matched_level, reading
 from evals.robustness import RelearnSettings
 
 # Each method sweeps its strength field over its registered default sweep.
@@ -52,6 +52,7 @@ class CompareSettings(BaseConfig):
     max_damage: float = Field(0.02, ge=0, description="Best point: the most forgetting with retain damage at most this (relative).")
     heldout_docs: PositiveInt | None = Field(None, description="Cap on documents per held-out set (sampled); None uses them all.")
     relearn: RelearnSettings = Field(default_factory=RelearnSettings)
+    facts_people: PositiveInt | None = Field(40, description="Retained people whose attribute accuracy each point measures (facts targets; None = all).")
     seed: int = Field(0, description="Seeds every sampling.")
 
 
@@ -91,6 +92,7 @@ class Point:
     size: str  # what changed: "3 components" or "rank 1792 over 28 matrices"
     gap_closed: float | None = None
     retain_vs_oracle: dict[str, float] | None = None  # relative retain NLL difference to the oracle's (≤ 0: no worse)
+    facts_accuracy: dict[str, float] | None = None  # facts targets: attribute accuracy of the forget and retained people
     best: bool = False
     relearned: bool = False  # this point got the relearning attack (the method's point at the matched level)
 
@@ -108,7 +110,9 @@ class CompareResult:
     relearn: dict[str, list[dict]] = field(default_factory=dict)
     strength_fields: dict[str, str] = field(default_factory=dict)
     summary: dict[str, dict[str, float | None]] = field(default_factory=dict)  # method → evals.frontier.reading
+    facts_summary: dict[str, dict[str, float | None]] = field(default_factory=dict)  # method → evals.frontier.facts_reading
     matched_level: float | None = None  # the gap closed at which methods were relearned
+    attack_documents: int = 0  # texts the relearning attack fine-tunes on
 
 
 def resolve_settings(overrides: list[str] | None, quick: bool) -> CompareSettings:
@@ -154,13 +158,29 @@ def _method_settings(method: str, strength: float, settings: CompareSettings) ->
     return method_settings(m, strength, overrides)
 
 
-def _heldout_eval(model, tokenizer, data: CompareData) -> dict[str, Any]:
+def _heldout_eval(model, tokenizer, data: CompareData, facts: dict[str, list] | None = None) -> dict[str, Any]:
+    """Held-out NLLs; with `facts` (cloze items of the forget and retained people), their attribute accuracy."""
     from lmkit.nll import mean_nll
 
-    return {
+    h: dict[str, Any] = {
         "forget_nll": mean_nll(model, tokenizer, data.heldout_forget).mean,
         "retain_nll": {k: mean_nll(model, tokenizer, v).mean for k, v in data.heldout_retain.items()},
     }
+    if facts:
+        from evals.facts import accuracy, score_candidates
+
+        h["facts_accuracy"] = {k: accuracy(score_candidates(model, tokenizer, items)) for k, items in facts.items()}
+    return h
+
+
+def _facts_items(data: CompareData, s: CompareSettings) -> dict[str, list] | None:
+    """Held-out cloze items of the forget people and of a seeded sample of the retained people."""
+    if data.facts is None:
+        return None
+    from evals.facts import FACT_SPLITS, read_cloze, sample_people
+
+    forget, retain = FACT_SPLITS[0], FACT_SPLITS[1]
+    return {"forget": read_cloze(data.facts, forget), "retain": sample_people(read_cloze(data.facts, retain), s.facts_people, s.seed)}
 
 
 def _damage(retain_nll: dict[str, float], base: dict[str, float]) -> float:
@@ -213,13 +233,16 @@ def run_compare(
             )
         dec = load_decomposition(lm, decomposition)
     status("measuring the original model")
-    base = _heldout_eval(lm, tokenizer, data)
+    facts = _facts_items(data, s)
+    base = _heldout_eval(lm, tokenizer, data, facts)
     result = CompareResult(base=base, oracle=None)
     if oracle is not None:
         status("measuring the oracle")
-        o = _heldout_eval(*oracle, data)
+        o = _heldout_eval(*oracle, data, facts)
         result.oracle = {**o, "damage": _damage(o["retain_nll"], base["retain_nll"])}
-    attack = sample_texts(data.forget, s.relearn.docs, s.seed + 7)
+    attack = sample_texts(data.attack or data.forget, s.relearn.docs, s.seed + 7)
+    attack_measured = data.attack_heldout or data.heldout_forget
+    result.attack_documents = len(attack)
 
     def relearn(label: str, model, tok) -> None:
         if s.relearn.steps == 0:
@@ -227,7 +250,7 @@ def run_compare(
         status(f"relearning attack on {label}")
         r = s.relearn
         result.relearn[label] = relearn_curve(
-            model, tok, attack, data.heldout_forget, steps=r.steps, lr=r.lr, batch_size=r.batch_size, eval_every=r.eval_every, seed=s.seed
+            model, tok, attack, attack_measured, steps=r.steps, lr=r.lr, batch_size=r.batch_size, eval_every=r.eval_every, seed=s.seed
         )
 
     relearn("original", lm, tokenizer)
@@ -265,12 +288,13 @@ def run_compare(
                 result.failures.append({"method": m.name, "strength": strength, "error": str(e)})
                 continue
             try:
-                h = _heldout_eval(lm, tokenizer, data)
+                h = _heldout_eval(lm, tokenizer, data, facts)
             finally:
                 applied.revert()
             scored = _scored(h, result)
             point = Point(m.name, strength, h["forget_nll"], h["retain_nll"], scored.damage, edit.seconds, edit.summary)
             point.gap_closed, point.retain_vs_oracle = scored.gap_closed, scored.retain_vs_oracle
+            point.facts_accuracy = h.get("facts_accuracy")
             result.points.append(point)
             mine.append((point, edit))
         if mine:
@@ -278,6 +302,8 @@ def run_compare(
             best = max(within, key=lambda pe: pe[0].forget_nll) if within else min(mine, key=lambda pe: pe[0].damage)
             best[0].best = True
             result.summary[m.name] = reading([_scored(_as_eval(p), result) for p, _ in mine])
+            if facts:
+                result.facts_summary[m.name] = facts_reading([p.facts_accuracy for p, _ in mine if p.facts_accuracy], base["facts_accuracy"])
         advance()
 
     # Robustness at matched forgetting: each method's least damaging point that closes the common level.
@@ -323,7 +349,9 @@ def result_json(result: CompareResult, settings: CompareSettings, data: CompareD
         "failures": result.failures,
         "method_seconds": result.method_seconds,
         "summary": result.summary,
+        "facts_summary": result.facts_summary,
         "matched_level": result.matched_level,
+        "relearn_attack_documents": result.attack_documents,
         "relearn": result.relearn,
         "seconds": round(seconds, 2),
         "versions": versions(),
@@ -337,7 +365,20 @@ def _pct(x: float | None) -> str:
 def markdown(report: dict) -> str:
     base, oracle = report["original"], report["oracle_metrics"]
     retain_names = list(base["retain_nll"])
-    head = ["method", "strength", "held-out forget NLL", "gap closed", *[f"{n} NLL" for n in retain_names], "retain damage", "seconds", "changed", "best"]
+    has_facts = "facts_accuracy" in base
+    facts_head = ["forget people acc", "retained people acc"] if has_facts else []
+    head = [
+        "method",
+        "strength",
+        "held-out forget NLL",
+        "gap closed",
+        *[f"{n} NLL" for n in retain_names],
+        "retain damage",
+        *facts_head,
+        "seconds",
+        "changed",
+        "best",
+    ]
     lines = [
         f"# editor compare: {report['model']}",
         "",
@@ -352,7 +393,8 @@ def markdown(report: dict) -> str:
         "|" + "---|" * len(head),
     ]
 
-    def row(label, strength, forget, gap, retain, damage, seconds, changed, best):
+    def row(label, strength, forget, gap, retain, damage, seconds, changed, best, acc=None):
+        facts_cells = [f"{100 * acc[k]:.1f}%" if acc else "–" for k in ("forget", "retain")] if has_facts else []
         cells = [
             label,
             strength,
@@ -360,15 +402,16 @@ def markdown(report: dict) -> str:
             _pct(gap) if gap is not None else "–",
             *[f"{retain[n]:.3f}" for n in retain_names],
             _pct(damage),
+            *facts_cells,
             seconds,
             changed,
             best,
         ]
         lines.append("| " + " | ".join(cells) + " |")
 
-    row("original", "–", base["forget_nll"], None, base["retain_nll"], 0.0, "–", "–", "")
+    row("original", "–", base["forget_nll"], None, base["retain_nll"], 0.0, "–", "–", "", base.get("facts_accuracy"))
     if oracle:
-        row(f"oracle ({report['oracle']})", "–", oracle["forget_nll"], 1.0, oracle["retain_nll"], oracle["damage"], "–", "–", "")
+        row(f"oracle ({report['oracle']})", "–", oracle["forget_nll"], 1.0, oracle["retain_nll"], oracle["damage"], "–", "–", "", oracle.get("facts_accuracy"))
     for p in report["points"]:
         field_name = report["strength_fields"][p["method"]]
         row(
@@ -381,6 +424,7 @@ def markdown(report: dict) -> str:
             f"{p['seconds']:.1f}",
             p["size"],
             "✓" if p["best"] else "",
+            p.get("facts_accuracy"),
         )
     if report.get("summary") and report["oracle_metrics"]:
         od = report["oracle_metrics"]["damage"]
@@ -395,6 +439,20 @@ def markdown(report: dict) -> str:
         ]
         for name, readout in report["summary"].items():
             lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f}%" for v in readout.values()) + " |")
+    if report.get("facts_summary"):
+        levels = list(next(iter(report["facts_summary"].values())))
+        o_acc = (oracle or {}).get("facts_accuracy")
+        target = f" (the oracle's: {100 * (base['facts_accuracy']['forget'] - o_acc['forget']):.1f} points)" if o_acc else ""
+        lines += [
+            "",
+            f"Facts: the largest drop of the forget people's attribute accuracy (held-out paraphrases) among each method's points "
+            f"whose retained people's accuracy dropped by at most the level{target}.",
+            "",
+            "| method | " + " | ".join(levels) + " |",
+            "|---|" + "---:|" * len(levels),
+        ]
+        for name, readout in report["facts_summary"].items():
+            lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{100 * v:.1f} pt" for v in readout.values()) + " |")
     if report["failures"]:
         lines += ["", "Points that failed:", ""]
         lines += [f"- {f['method']} at {f['strength']:g}: {f['error']}" for f in report["failures"]]
@@ -411,7 +469,7 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             "Relearning: held-out forget NLL while fine-tuning on "
-            f"{report['settings']['relearn']['docs']} forget documents (lr {report['settings']['relearn']['lr']:g}, "
+            f"{report.get('relearn_attack_documents', report['settings']['relearn']['docs'])} forget documents (lr {report['settings']['relearn']['lr']:g}, "
             f"batch {report['settings']['relearn']['batch_size']}), at {at}:",
             "",
         ]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,9 @@ class CompareData:
     heldout_forget: list[str]
     heldout_retain: dict[str, list[str]]
     sources: dict[str, Any]
+    facts: Path | None = None  # the target's facts folder: attribute accuracy of every point
+    attack: list[str] | None = None  # the relearning attack's texts (None: a sample of `forget`)
+    attack_heldout: list[str] | None = None  # what the attack is measured on (None: `heldout_forget`)
 
     def capped(self, n: int | None, seed: int) -> CompareData:
         """The same data with each held-out set cut to a seeded sample of at most `n` documents."""
@@ -27,7 +30,7 @@ class CompareData:
             "heldout_forget": {**self.sources["heldout_forget"], "documents": len(forget)},
             "heldout_retain": {k: {**self.sources["heldout_retain"][k], "documents": len(v)} for k, v in retain.items()},
         }
-        return CompareData(self.forget, self.retain, forget, retain, sources)
+        return replace(self, heldout_forget=forget, heldout_retain=retain, sources=sources)
 
 
 def load_compare_data(
@@ -56,6 +59,10 @@ def load_compare_data(
             h_retain[key] = load_many([src], text_field)
     else:
         h_retain = {k: load_many([str(p)], text_field) for k, p in target.heldout_retain.items()}
+    # The target's facts and attack sets belong to its own forget set: a user's --dataset gets the plain defaults.
+    own = not dataset and not heldout_forget
+    attack = load_many([str(target.relearn_attack)], text_field) if own and target.relearn_attack else None
+    attack_heldout = load_many([str(target.relearn_heldout)], text_field) if own and target.relearn_heldout else None
     return CompareData(
         forget=forget.texts,
         retain=kept.texts,
@@ -66,5 +73,11 @@ def load_compare_data(
             "retain": {"source": portable(kept.source), "documents": len(kept.texts), "sha256": texts_sha256(kept.texts)},
             "heldout_forget": {"source": portable(h_forget.source), "documents": len(h_forget.texts)},
             "heldout_retain": {k: {"source": portable(v.source), "documents": len(v.texts)} for k, v in h_retain.items()},
+            **({"facts": portable(str(target.facts))} if own and target.facts else {}),
+            **({"relearn_attack": {"source": portable(attack.source), "documents": len(attack.texts)}} if attack else {}),
+            **({"relearn_heldout": {"source": portable(attack_heldout.source), "documents": len(attack_heldout.texts)}} if attack_heldout else {}),
         },
+        facts=target.facts if own else None,
+        attack=attack.texts if attack else None,
+        attack_heldout=attack_heldout.texts if attack_heldout else None,
     )

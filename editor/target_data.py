@@ -23,7 +23,11 @@ class TargetData:
     heldout_forget: Path  # held-out forget-like data, never trained on
     heldout_retain: dict[str, Path]  # held-out retain sets, each measured on its own; "wikitext" always
     oracle: str | None  # the shipped model never trained on the forget set
-    facts: Path | None = None  # an `editor target facts` folder: attribute accuracy in `editor eval`
+    facts: Path | None = None  # an `editor target facts` folder: attribute accuracy in `editor eval` and `editor compare`
+    # The relearning attack's fine-tuning texts and what it is measured on (default: a sample of the forget set,
+    # measured on the held-out forget set); tiny-facts attacks 10% of the forget people and measures the others.
+    relearn_attack: Path | None = None
+    relearn_heldout: Path | None = None
     models: tuple[str, ...] = field(default=())  # the shipped models this data belongs to
 
     @property
@@ -47,6 +51,8 @@ FACTS_TARGET = TargetData(
     heldout_retain={"wikitext": HELDOUT["wikitext"], "people": FACTS / "heldout-retain.jsonl"},
     oracle="tiny-facts-retain",
     facts=FACTS,
+    relearn_attack=FACTS / "relearn.jsonl",
+    relearn_heldout=FACTS / "heldout-relearn_eval.jsonl",
     models=("tiny-facts", "tiny-facts-retain"),
 )
 TARGETS = (TOXIC, FACTS_TARGET)

@@ -114,3 +114,18 @@ def at_level(points: Iterable[Scored], level: float) -> Scored | None:
     """The least damaging point that closes at least `level` of the gap."""
     ok = [(p, p.gap_closed) for p in points if p.gap_closed is not None and p.gap_closed >= level]
     return min(ok, key=lambda pg: (pg[0].damage, -pg[1]), default=(None, 0.0))[0]
+
+
+FACT_LEVELS = (0.0, 0.02, 0.05)  # retained-people accuracy drops the facts frontier is read at
+
+
+def facts_reading(points: Iterable[Mapping[str, float]], base: Mapping[str, float], levels: Sequence[float] = FACT_LEVELS) -> dict[str, float | None]:
+    """A method's facts frontier: the largest drop of the forget people's attribute accuracy among its points
+    whose retained people's accuracy dropped by at most each level (accuracies as {"forget", "retain"})."""
+    pts = list(points)
+
+    def best(level: float) -> float | None:
+        ok = [base["forget"] - p["forget"] for p in pts if base["retain"] - p["retain"] <= level + 1e-12]
+        return max(ok, default=None)
+
+    return {f"retain drop ≤ {100 * d:g} pt": best(d) for d in levels}
