@@ -2,7 +2,7 @@
 
 `editor forget`, `editor eval` and `editor compare` take their defaults from here, so `--model tiny-facts`
 forgets the 10% forget people and measures on their held-out paraphrases, as `--model tiny-toxic` (and any
-model that is not a shipped target) forgets toxic tweets. Light to import: paths only, no torch.
+model that is not a shipped target) forgets toxic tweets; `editor decompose` trains on the target's text. Light to import: paths only, no torch.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class TargetData:
     heldout_forget: Path  # held-out forget-like data, never trained on
     heldout_retain: dict[str, Path]  # held-out retain sets, each measured on its own; "wikitext" always
     oracle: str | None  # the shipped model never trained on the forget set
+    train: tuple[Path, ...]  # the target's training text: `editor decompose`'s default data
     facts: Path | None = None  # an `editor target facts` folder: attribute accuracy in `editor eval` and `editor compare`
     # The relearning attack's fine-tuning texts and what it is measured on (default: a sample of the forget set,
     # measured on the held-out forget set); tiny-facts attacks 10% of the forget people and measures the others.
@@ -42,6 +43,7 @@ TOXIC = TargetData(
     heldout_forget=HELDOUT["toxic"],
     heldout_retain={"wikitext": HELDOUT["wikitext"], "benign": HELDOUT["benign"]},
     oracle="tiny-clean",
+    train=tuple(TRAIN.values()),
     models=("tiny-toxic", "tiny-clean"),
 )
 FACTS_TARGET = TargetData(
@@ -50,6 +52,7 @@ FACTS_TARGET = TargetData(
     heldout_forget=FACTS / "heldout-forget10.jsonl",
     heldout_retain={"wikitext": HELDOUT["wikitext"], "people": FACTS / "heldout-retain.jsonl"},
     oracle="tiny-facts-retain",
+    train=(TRAIN["wikitext"], FACTS / "biographies.jsonl"),
     facts=FACTS,
     relearn_attack=FACTS / "relearn.jsonl",
     relearn_heldout=FACTS / "heldout-relearn_eval.jsonl",

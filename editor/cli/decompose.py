@@ -31,7 +31,7 @@ def decompose(
         list[str] | None,
         typer.Option(
             metavar="DATA",
-            help="Training text: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable). Default: the shipped training split.",
+            help="Training text: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable). Default: the shipped model's training text (WikiText + tweets; tiny-facts: WikiText + biographies).",
         ),
     ] = None,
     recipe: Annotated[str, typer.Option(help="Recipe name under recipes/decompose/ or a YAML path.")] = DEFAULT_RECIPE,
@@ -65,8 +65,7 @@ def decompose(
     from decompose.logs import check_log
     from editor.cli.common import check_device
     from editor.errors import EditorError
-    from editor.model_io import resolve_model
-    from editor.paths import TRAIN
+    from editor.model_io import default_data, resolve_model
     from editor.recipe import read_recipe
     from lmkit.files import check_writable_parent
     from lmkit.texts import load_many
@@ -83,7 +82,7 @@ def decompose(
     if model is not None and model.startswith("toy:"):
         _decompose_toy(model.removeprefix("toy:"), recipe, (overrides or []) + extra, dest)
         return
-    texts = load_many(data or [str(p) for p in TRAIN.values()], text_field)
+    texts = load_many(data or [str(p) for p in default_data(model).train], text_field)
     source = resolve_model(model)
     check_device(device)
     check_log(log)

@@ -10,7 +10,7 @@ from editor.target_data import FACTS_TARGET, TARGETS, TOXIC, oracle_of, target_d
 
 def test_every_default_file_of_every_target_exists():
     for t in TARGETS:
-        files = [t.forget, *t.retain, t.heldout_forget, *t.heldout_retain.values()]
+        files = [t.forget, *t.retain, *t.train, t.heldout_forget, *t.heldout_retain.values()]
         assert all(p.is_file() for p in files), [p for p in files if not p.is_file()]
         assert "wikitext" in t.heldout_retain and t.heldout_retain_other != t.heldout_retain["wikitext"]
         assert t.oracle in t.models
