@@ -78,20 +78,41 @@ def profile_batches(cm, tokenizer, texts: list[str], docs: int, batch_size: int 
     return document_batches(tokenizer, sample_texts(texts, docs, 0), context_length(cm.model), batch_size)
 
 
-def top_components(dec, tokenizer, texts: list[str], top: int, docs: int, batch_size: int = 64, explain_docs: int = 256) -> tuple[list[dict], int, int]:
+def top_components(
+    dec, tokenizer, texts: list[str], top: int, docs: int, batch_size: int = 64, explain_docs: int = 256, against: list[str] | None = None
+) -> tuple[list[dict], int, int]:
     """The `top` components with the highest mean CI on (a seeded sample of `docs` of) `texts`, each with its
-    firing density and the tokens it fires on and promotes. Returns (rows, tokens seen, documents truncated)."""
+    firing density and the tokens it fires on and promotes. With `against` (other text), the components most
+    specific to `texts` instead: used more there than on `against`, ranked as `editor forget` ranks its
+    candidates (editor.select.specificity). Returns (rows, tokens seen, documents truncated)."""
     from decompose.stats import component_stats
+    from editor.select import rank_candidates
 
     batches, truncated = profile_batches(dec.cm, tokenizer, texts, docs, batch_size)
     stats = component_stats(dec.cm, dec.ci_fn, batches)
-    ranked = sorted(((float(v[c]), n, c) for n, v in stats.mean_ci.items() for c in range(v.numel())), reverse=True)[:top]
+    extra: list[dict] = []
+    if against is None:
+        ranked = sorted(((float(v[c]), n, c) for n, v in stats.mean_ci.items() for c in range(v.numel())), reverse=True)[:top]
+        extra = [{} for _ in ranked]
+    else:
+        other, _ = profile_batches(dec.cm, tokenizer, against, docs, batch_size)
+        cands = rank_candidates(stats, component_stats(dec.cm, dec.ci_fn, other))[:top]
+        ranked = [(c.forget_mean_ci, c.module, c.index) for c in cands]
+        extra = [{"against_mean_ci": c.retain_mean_ci, "specificity": c.score} for c in cands]
     comps = [ComponentRef(n, c) for _, n, c in ranked]
     explain_batches = batches[: max(1, explain_docs // batch_size)]
     fires = firing_tokens(dec.cm, dec.ci_fn, explain_batches, comps, tokenizer)
     promotes = promoted_tokens(dec.cm, explain_batches, comps, tokenizer)
     rows = [
-        {"module": c.module, "index": c.index, "mean_ci": mu, "density": float(stats.density[c.module][c.index]), "fires_on": fires[c], "promotes": promotes[c]}
-        for (mu, _, _), c in zip(ranked, comps)
+        {
+            "module": c.module,
+            "index": c.index,
+            "mean_ci": mu,
+            "density": float(stats.density[c.module][c.index]),
+            **more,
+            "fires_on": fires[c],
+            "promotes": promotes[c],
+        }
+        for (mu, _, _), c, more in zip(ranked, comps, extra)
     ]
     return rows, stats.tokens, truncated

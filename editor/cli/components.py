@@ -17,6 +17,13 @@ def components(
         list[str],
         typer.Option("--dataset", metavar="DATA", help="Data to profile: JSONL, text, Parquet or CSV file, save_to_disk folder or dataset id (repeatable)."),
     ],
+    against: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="DATA",
+            help="Other data (repeatable): list the components most specific to --dataset instead, used there more than here (as `editor forget` ranks them).",
+        ),
+    ] = None,
     model: ModelOpt = None,
     decomposition: DecompOpt = None,
     top: Annotated[int, typer.Option(min=1, help="Components to list.")] = 20,
@@ -33,11 +40,13 @@ def components(
     \b
       editor components --dataset toxic.jsonl --top 10
       editor components --dataset toxic.jsonl --top 50 --html runs/components
+      editor components --model tiny-facts --dataset person.jsonl --against examples/data/facts/retain.jsonl    # what holds one person's facts
     """
     from editor.model_io import decomposition_dir
     from lmkit.texts import load_many
 
     data = load_many(dataset, text_field)
+    other = load_many(against, text_field) if against else None
     check_model_inputs(model, decomposition)
     dec_dir = decomposition_dir(model, decomposition)
     if html is not None:
@@ -50,7 +59,7 @@ def components(
 
     lm, tok = load_model(model)
     dec = load_decomposition_for(lm, model, dec_dir)
-    rows, tokens, truncated = top_components(dec, tok, data.texts, top, docs)
+    rows, tokens, truncated = top_components(dec, tok, data.texts, top, docs, against=other.texts if other else None)
     if truncated:
         console.print(f"[yellow]warning:[/] {truncated} documents were truncated to the context length", highlight=False)
     if html is not None:
@@ -62,17 +71,24 @@ def components(
             write_pages(tmp, rows, contexts, tok, data.source, tokens)
         console.print(f"pages: {html / 'index.html'}", highlight=False)
     if as_json:
-        emit_json({"dataset": data.source, "tokens": tokens, "components": rows} | ({"html": str(html)} if html else {}))
+        emit_json(
+            {"dataset": data.source, "tokens": tokens, "components": rows}
+            | ({"html": str(html)} if html else {})
+            | ({"against": other.source} if other else {})
+        )
         return
+    against_cols = ["mean CI there", "specificity"] if other else []
     cells = [
         [
             r["module"],
             str(r["index"]),
             f"{r['mean_ci']:.3f}",
+            *([f"{r['against_mean_ci']:.3f}", f"{r['specificity']:.3g}"] if other else []),
             f"{r['density']:.3f}",
             " ".join(map(repr, r["fires_on"][:5])),
             " ".join(map(repr, r["promotes"][:5])),
         ]
         for r in rows
     ]
-    result_table(f"top {len(rows)} components on {data.source} ({tokens:,} tokens)", ["matrix", "c", "mean CI", "density", "fires on", "promotes"], cells)
+    title = f"top {len(rows)} components on {data.source} ({tokens:,} tokens)" + (f", most specific against {other.source}" if other else "")
+    result_table(title, ["matrix", "c", "mean CI", *against_cols, "density", "fires on", "promotes"], cells)

@@ -282,6 +282,25 @@ def test_components_lists_the_most_active(workspace):
     assert len({(r["module"], r["index"]) for r in rows}) == 5
 
 
+def test_components_against_other_data_ranks_by_specificity(workspace):
+    """--against: the components used more on --dataset than on the other data, most specific first, with the
+    same scores `editor forget` ranks its candidates by."""
+    from editor.select import specificity
+
+    args = ["components", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic, "--top", "6"]
+    result = invoke(*args, "--against", workspace.retain, "--json")
+    assert result.exit_code == 0, result.output
+    assert_clean(result)
+    printed = json.loads(result.stdout)
+    assert printed["against"] == str(workspace.retain)
+    rows = printed["components"]
+    assert rows and all(r["mean_ci"] > r["against_mean_ci"] for r in rows)
+    assert all(r["specificity"] == pytest.approx(specificity(r["mean_ci"], r["against_mean_ci"], 1e-4), rel=1e-5) for r in rows)
+    assert [r["specificity"] for r in rows] == sorted((r["specificity"] for r in rows), reverse=True)
+    table = invoke(*args, "--against", workspace.retain)
+    assert table.exit_code == 0 and "specificity" in table.stdout and "most specific against" in " ".join(table.stdout.split())
+
+
 def test_components_table_goes_to_stdout_whole_when_piped(workspace):
     """Not a terminal (a pipe, a file): a markdown table on stdout with every module name in full."""
     result = invoke("components", "--model", workspace.model, "--decomposition", workspace.dec, "--dataset", workspace.toxic, "--top", "4")
