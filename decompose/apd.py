@@ -216,17 +216,11 @@ def run_apd(model: nn.Module, batches: BatchSource, cfg: DecomposeConfig, out: P
     """Train APD and save `out` atomically: apd_components.safetensors (A, B per matrix) + decomposition.json."""
     from safetensors.torch import save_file
 
-    from decompose.layout import partial_dir
-    from lmkit.files import versions
+    from decompose.run import start_run
+    from lmkit.files import versions, write_record
 
     out = Path(out)
-    if out.exists():
-        raise DecompositionError(f"{out} already exists; choose another --out or remove it")
-    work = partial_dir(out)
-    if work.exists():
-        raise DecompositionError(f"{work} holds an interrupted run; APD runs do not resume: remove it")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    work = start_run(out, cfg, resume=False, interrupted="APD runs do not resume; remove it")
     start = time.perf_counter()
     dec = ApdDecomposer(model, cfg, batches)
     metrics: dict[str, float] = {}
@@ -252,5 +246,6 @@ def run_apd(model: nn.Module, batches: BatchSource, cfg: DecomposeConfig, out: P
         **(manifest_extra or {}),
     }
     (work / "decomposition.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    write_record(work)  # what a later run may replace (lmkit.files.check_replaceable)
     work.rename(out)
     return out

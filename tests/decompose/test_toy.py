@@ -129,6 +129,21 @@ def test_apd_refuses_language_models():
         ApdDecomposer(pentagon_tms().model, DecomposeConfig(method="apd", targets={"W_in": 1}), lambda g: torch.rand(2, 5))
 
 
+def test_apd_output_is_recorded_and_refuses_an_existing_out(tmp_path):
+    """run_decomposition's apd branch: the output folder records its files (so --force may replace it)."""
+    from decompose.errors import DecompositionError
+    from decompose.run import run_decomposition
+    from lmkit.files import check_replaceable
+
+    toy = pentagon_tms()
+    cfg = DecomposeConfig(method="apd", output_loss="mse", targets={"W_in": 1, "W_out": 1}, steps=2, batch_size=8, apd={"C": 3, "warmup_steps": 1})
+    out = run_decomposition(toy.model, toy.batches(8), cfg, tmp_path / "apd")
+    assert (out / ".editor-output").is_file()
+    check_replaceable(out, force=True)  # every file in it is the tool's own
+    with pytest.raises(DecompositionError, match="already exists"):
+        run_decomposition(toy.model, toy.batches(8), cfg, out)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["tms-5-2-spd", "tms-5-2-vpd"])
 def test_spd_and_vpd_recover_every_mechanism(recipe):
