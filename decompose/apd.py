@@ -33,9 +33,8 @@ from torch import Tensor, nn
 
 from decompose.config import DecomposeConfig
 from decompose.errors import DecompositionError
-from decompose.losses.faithfulness import faithfulness_loss
 from decompose.targets import TargetMatrix
-from decompose.train import BatchSource, cosine_lr, select_targets
+from decompose.train import BatchSource, WarmupThenMain, cosine_lr, select_targets
 
 
 def _key(name: str) -> str:
@@ -68,7 +67,7 @@ class ApdPieces(nn.Module):
         return torch.einsum("ncr,cor->no", h * m.unsqueeze(-1), self.A)
 
 
-class ApdDecomposer:
+class ApdDecomposer(WarmupThenMain):
     """APD components of a vector-output model's target matrices, with their optimiser and data."""
 
     def __init__(self, model: nn.Module, cfg: DecomposeConfig, batches: BatchSource, device: torch.device | str = "cpu"):
@@ -93,10 +92,9 @@ class ApdDecomposer:
             pieces[_key(n)] = ApdPieces(t.d_in, t.d_out, self.s.C, rank, self.s.init_scale * rms / math.sqrt(self.s.C))
         self.components = nn.ModuleDict(pieces).to(self.device)
         self.opt = torch.optim.AdamW(self.components.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.warm_opt = torch.optim.AdamW(self.components.parameters(), lr=1e-3, weight_decay=0.0)
+        self._init_warmup(self.components.parameters())
         self.batches = batches
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
-        self.step = 0
 
     @property
     def names(self) -> list[str]:
@@ -108,16 +106,8 @@ class ApdDecomposer:
     def pieces(self, name: str) -> Tensor:
         return self.comp(name).pieces()
 
-    @property
-    def total_steps(self) -> int:
-        return self.s.warmup_steps + self.cfg.steps
-
-    @property
-    def done(self) -> bool:
-        return self.step >= self.total_steps
-
-    def faithfulness(self) -> Tensor:
-        return faithfulness_loss([t.weight().detach() - self.pieces(n).sum(0) for n, t in self.targets.items()])
+    def deltas(self) -> list[Tensor]:
+        return [t.weight().detach() - self.pieces(n).sum(0) for n, t in self.targets.items()]
 
     @contextmanager
     def _hooked(self, fn: Callable[[str, Tensor, Tensor], Tensor]) -> Iterator[None]:
@@ -180,15 +170,7 @@ class ApdDecomposer:
             "simplicity": (mask * simp).sum(1).mean(),
         }
 
-    def train_step(self) -> dict[str, float]:
-        if self.step < self.s.warmup_steps:
-            loss = self.faithfulness()
-            self.warm_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.warm_opt.step()
-            self.step += 1
-            return {"faithfulness": loss.item()}
-        i = self.step - self.s.warmup_steps
+    def _main_step(self, i: int) -> dict[str, float]:
         terms = self.losses(self.batches(self.data_gen).to(self.device))
         s = self.s
         total = s.faithfulness_coeff * terms["faithfulness"] + s.minimality_coeff * terms["minimality"] + s.simplicity_coeff * terms["simplicity"]
@@ -199,7 +181,6 @@ class ApdDecomposer:
         if self.cfg.grad_clip_components is not None:
             torch.nn.utils.clip_grad_norm_(self.components.parameters(), self.cfg.grad_clip_components)
         self.opt.step()
-        self.step += 1
         return {**{k: v.item() for k, v in terms.items()}, "total": total.item()}
 
     @torch.no_grad()

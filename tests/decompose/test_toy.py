@@ -129,6 +129,19 @@ def test_apd_refuses_language_models():
         ApdDecomposer(pentagon_tms().model, DecomposeConfig(method="apd", targets={"W_in": 1}), lambda g: torch.rand(2, 5))
 
 
+def test_apd_warmup_uses_its_lr_and_frees_its_optimiser():
+    toy = pentagon_tms()
+    apd = {"C": 3, "warmup_steps": 2, "warmup_lr": 0.05}
+    cfg = DecomposeConfig(method="apd", output_loss="mse", targets={"W_in": 1, "W_out": 1}, steps=1, batch_size=8, apd=apd)
+    dec = ApdDecomposer(toy.model, cfg, toy.batches(8))
+    assert dec.warm_opt.param_groups[0]["lr"] == 0.05 and dec.total_steps == 3
+    dec.train_step()
+    dec.train_step()
+    assert dec.warm_opt.state  # Adam moments while warming up
+    dec.train_step()
+    assert not dec.warm_opt.state and dec.done
+
+
 def test_apd_output_is_recorded_and_refuses_an_existing_out(tmp_path):
     """run_decomposition's apd branch: the output folder records its files (so --force may replace it)."""
     from decompose.errors import DecompositionError
