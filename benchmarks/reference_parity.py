@@ -154,10 +154,12 @@ def reference_config(cfg, targets: dict[str, int], model_dir: Path) -> tuple[dic
 
 def initial_weights(dec) -> dict:
     """Our initial U, V and CI-function weights in the reference's layouts (its Linear keeps W as d_in × d_out)."""
+    from decompose.targets import module_key
+
     comps = {n: {"V": dec.cm.comp(n).V.detach().clone(), "U": dec.cm.comp(n).U.detach().clone()} for n in dec.cm.names}
     ci = {}
     for n in dec.cm.names:
-        mlp = dec.ci_fn.mlps[n.replace(".", "-")]
+        mlp = dec.ci_fn.mlps[module_key(n)]
         ci[n] = [(m.weight.detach().T.contiguous(), m.bias.detach().clone()) for m in mlp if isinstance(m, torch.nn.Linear)]
     return {"components": comps, "ci_fns": ci}
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import cast
 
@@ -33,12 +33,8 @@ from torch import Tensor, nn
 
 from decompose.config import DecomposeConfig
 from decompose.errors import DecompositionError
-from decompose.targets import TargetMatrix
+from decompose.targets import TargetMatrix, forward_hooks, module_key
 from decompose.train import BatchSource, WarmupThenMain, cosine_lr, select_targets
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "-")
 
 
 class ApdPieces(nn.Module):
@@ -89,7 +85,7 @@ class ApdDecomposer(WarmupThenMain):
         for n, t in self.targets.items():
             rank = self.s.rank or min(t.d_in, t.d_out)
             rms = float(t.weight().detach().pow(2).mean().sqrt())
-            pieces[_key(n)] = ApdPieces(t.d_in, t.d_out, self.s.C, rank, self.s.init_scale * rms / math.sqrt(self.s.C))
+            pieces[module_key(n)] = ApdPieces(t.d_in, t.d_out, self.s.C, rank, self.s.init_scale * rms / math.sqrt(self.s.C))
         self.components = nn.ModuleDict(pieces).to(self.device)
         self.opt = torch.optim.AdamW(self.components.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self._init_warmup(self.components.parameters())
@@ -101,7 +97,7 @@ class ApdDecomposer(WarmupThenMain):
         return list(self.targets)
 
     def comp(self, name: str) -> ApdPieces:
-        return cast(ApdPieces, self.components[_key(name)])
+        return cast(ApdPieces, self.components[module_key(name)])
 
     def pieces(self, name: str) -> Tensor:
         return self.comp(name).pieces()
@@ -109,8 +105,9 @@ class ApdDecomposer(WarmupThenMain):
     def deltas(self) -> list[Tensor]:
         return [t.weight().detach() - self.pieces(n).sum(0) for n, t in self.targets.items()]
 
-    @contextmanager
-    def _hooked(self, fn: Callable[[str, Tensor, Tensor], Tensor]) -> Iterator[None]:
+    def _hooked(self, fn: Callable[[str, Tensor, Tensor], Tensor]) -> AbstractContextManager[None]:
+        """Every target matrix's output replaced by fn(name, input rows, output rows), for a `with` block."""
+
         def make(name: str):
             def hook(module, args, output):
                 x = args[0]
@@ -119,12 +116,7 @@ class ApdDecomposer(WarmupThenMain):
 
             return hook
 
-        handles = [t.module.register_forward_hook(make(n)) for n, t in self.targets.items()]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
+        return forward_hooks((t.module, make(n)) for n, t in self.targets.items())
 
     def attributions(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(target output, a (B, C)): a_{b,c} = Σ_o (∂f_o(x_b)/∂ε_c)² for weights W + Σ_c ε_c P_c at ε = 0."""
