@@ -50,12 +50,16 @@ def select_targets(model, cfg: DecomposeConfig) -> list[tuple[TargetMatrix, int]
     return resolve_targets(model, patterns)
 
 
+def cosine_schedule(base: float, step: int, steps: int, final_frac: float, warmup: int = 0) -> float:
+    """`base` warmed up linearly over `warmup` steps, then cosine-decayed to final_frac·base at `steps`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = (step - warmup) / max(1, steps - warmup)
+    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 def cosine_lr(step: int, cfg: DecomposeConfig) -> float:
-    warm = round(cfg.lr_warmup_frac * cfg.steps)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    frac = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+    return cosine_schedule(cfg.lr, step, cfg.steps, cfg.lr_final_frac, round(cfg.lr_warmup_frac * cfg.steps))
 
 
 class WarmupThenMain:

@@ -55,6 +55,16 @@ def test_rank_one_stack_matches_components_weight():
     assert torch.allclose(rank_one_stack(U, V).sum(0), (V @ U).T, atol=1e-6)
 
 
+def test_a_cached_toy_is_the_saved_one_frozen(tmp_path):
+    from decompose.toy.models import cached_toy
+
+    saved = pentagon_tms()
+    torch.save({"model": saved.model.state_dict()}, tmp_path / "tms-5-2-seed0.pt")
+    toy = cached_toy("tms-5-2", 0, tmp_path)
+    assert all(torch.equal(v, saved.model.state_dict()[k]) for k, v in toy.model.state_dict().items())
+    assert not toy.model.training and not any(p.requires_grad for p in toy.model.parameters())
+
+
 def test_resid_mlp_mechanisms_partition_the_weights():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
