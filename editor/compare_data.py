@@ -38,11 +38,11 @@ def load_compare_data(
     text_field: str = "text",
 ) -> CompareData:
     """The forget, retain and held-out sets (whole; see `capped`); defaults: the shipped ones."""
-    from editor.paths import EXAMPLES, HELDOUT, RETAIN_DEFAULT, portable
+    from editor.paths import FORGET_DEFAULT, HELDOUT, RETAIN_DEFAULT, portable
     from lmkit.files import texts_sha256
     from lmkit.texts import load_many
 
-    forget = load_many(dataset or [str(EXAMPLES / "forget" / "toxic.jsonl")], text_field)
+    forget = load_many(dataset or [str(FORGET_DEFAULT)], text_field)
     kept = load_many(retain or [str(p) for p in RETAIN_DEFAULT], text_field)
     h_forget = load_many(heldout_forget or [str(HELDOUT["toxic"])], text_field)
     if heldout_retain:
