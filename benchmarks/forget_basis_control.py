@@ -29,7 +29,7 @@ from editor.methods.base import ForgetInputs, Progress
 from editor.methods.vpd import prepare
 from editor.methods.vpd_refit import select_output_side
 from editor.model_io import load_model
-from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
+from editor.paths import DECOMPOSITIONS, FORGET_DEFAULT, RETAIN_DEFAULT
 from editor.refit import Refit, train_refit
 from editor.select import Candidate
 from lmkit.texts import load_texts
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> dict:
     args = ap.parse_args(argv)
     model, tok = load_model("tiny-toxic")
     dec = load_decomposition(model, args.decomposition)
-    forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
+    forget = load_texts(FORGET_DEFAULT).texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     s = method_settings(get_method("vpd-write"), None, args.sets)
     prep = prepare(ForgetInputs(model, tok, forget, retain, dec), s, Progress())

@@ -26,7 +26,7 @@ from heldout import Heldout, print_table
 from decompose.io import load_decomposition
 from editor.methods.vpd import VpdSettings, optimisation_batches
 from editor.model_io import load_model
-from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
+from editor.paths import DECOMPOSITIONS, FORGET_DEFAULT, RETAIN_DEFAULT
 from editor.refit import capped_forget_loss
 from editor.relax import forget_token_weights
 from editor.search import RetainReference, weighted_forget_loss
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> list[dict]:
     model, tok = load_model("tiny-toxic")
     modules = [t.module for t in load_decomposition(model, args.decomposition).cm.targets.values()]
     s = VpdSettings()
-    forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
+    forget = load_texts(FORGET_DEFAULT).texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     opt_f, opt_r = optimisation_batches(tok, forget, retain, s, context_length(model))
     weights = forget_token_weights(tok, forget, retain, s.token_margin)

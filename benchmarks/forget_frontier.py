@@ -23,7 +23,7 @@ from editor.forget import method_settings
 from editor.methods import get_method
 from editor.methods.base import ForgetInputs, Progress
 from editor.model_io import load_model
-from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
+from editor.paths import DECOMPOSITIONS, FORGET_DEFAULT, RETAIN_DEFAULT
 from evals.frontier import Scored, reading
 from lmkit.texts import load_texts
 
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> dict:
     method = get_method(args.method)
     model, tok = load_model("tiny-toxic")
     dec = load_decomposition(model, args.decomposition) if method.needs_decomposition else None
-    forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
+    forget = load_texts(FORGET_DEFAULT).texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     grid = GRIDS[method.strength]
     settings = method_settings(method, None, args.sets)

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> dict:
     from editor.methods import get_method
     from editor.methods.base import Progress
     from editor.model_io import load_model
-    from editor.paths import DECOMPOSITIONS, EXAMPLES, RETAIN_DEFAULT
+    from editor.paths import DECOMPOSITIONS, FORGET_DEFAULT, RETAIN_DEFAULT
     from lmkit.texts import load_many, load_texts
 
     stages: dict[str, float] = {}
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> dict:
     method = get_method(args.method)
     model, tok = load_model("tiny-toxic")
     dec = load_decomposition(model, DECOMPOSITIONS / "tiny-toxic") if method.needs_decomposition else None
-    forget_data = load_texts(EXAMPLES / "forget" / "toxic.jsonl")
+    forget_data = load_texts(FORGET_DEFAULT)
     retain_data = load_many([str(p) for p in RETAIN_DEFAULT])
     edit = forget(
         method.name, model, tok, forget_data, retain_data, method_settings(method, None, args.sets), decomposition=dec, progress=Progress(status=status)

@@ -8,7 +8,7 @@ WikiText and benign-tweet NLL.
 from __future__ import annotations
 
 from editor.model_io import load_model
-from editor.paths import EXAMPLES, HELDOUT, TRAIN
+from editor.paths import FORGET_DEFAULT, HELDOUT, TRAIN
 from lmkit.nll import mean_nll
 from lmkit.texts import load_texts, sample_texts
 
@@ -20,7 +20,7 @@ def validation_texts() -> dict[str, list[str]]:
     outside the forget set, and training WikiText / benign tweets, each a seeded sample as large as its held-out
     counterpart. tiny-toxic trained on all of them (as on the forget set); the retain samples may share a few
     documents with the ones a method draws from the same training files."""
-    forget = set(load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts)
+    forget = set(load_texts(FORGET_DEFAULT).texts)
     out = {}
     for name, path in TRAIN.items():
         texts = [t for t in load_texts(path).texts if t not in forget]

@@ -14,7 +14,7 @@ import torch
 from heldout import Heldout, print_table
 
 from editor.model_io import load_model
-from editor.paths import EXAMPLES, RETAIN_DEFAULT
+from editor.paths import FORGET_DEFAULT, RETAIN_DEFAULT
 from editor.relax import forget_token_weights
 from lmkit.texts import load_texts
 
@@ -36,7 +36,7 @@ class Penalised(torch.nn.Module):
 
 def main() -> None:
     model, tok = load_model("tiny-toxic")
-    forget = load_texts(EXAMPLES / "forget" / "toxic.jsonl").texts
+    forget = load_texts(FORGET_DEFAULT).texts
     retain = [t for p in RETAIN_DEFAULT for t in load_texts(p).texts]
     order = forget_token_weights(tok, forget, retain, margin=0.0).argsort(descending=True)
     heldout = Heldout(model, tok)

@@ -105,8 +105,8 @@ def reference_config(cfg, targets: dict[str, int], model_dir: Path) -> tuple[dic
     if cfg.ci_fn.kind != "shared_mlp":
         raise SystemExit("only the shared-MLP CI function is mapped (the reference's ci_fn_type shared_mlp)")
     losses, names = reference_losses(cfg)
-    faith = cfg.faithfulness
     constant = cfg.lr_final_frac == 1.0
+    warmup_steps, warmup_lr = cfg.warmup
     config = {
         "wandb_project": None,
         "seed": cfg.seed,
@@ -129,8 +129,8 @@ def reference_config(cfg, targets: dict[str, int], model_dir: Path) -> tuple[dic
         "batch_size": cfg.batch_size,
         "grad_clip_norm_components": cfg.grad_clip_components,
         "grad_clip_norm_ci_fns": None,
-        "faithfulness_warmup_steps": faith.warmup_steps if faith else 0,
-        "faithfulness_warmup_lr": faith.warmup_lr if faith else 1e-3,
+        "faithfulness_warmup_steps": warmup_steps,
+        "faithfulness_warmup_lr": warmup_lr,
         "faithfulness_warmup_weight_decay": 0.0,
         "autocast_bf16": False,  # float32 on both sides (the reference autocasts to bf16 on CPU too when on)
         "train_log_freq": 1,
@@ -154,10 +154,12 @@ def reference_config(cfg, targets: dict[str, int], model_dir: Path) -> tuple[dic
 
 def initial_weights(dec) -> dict:
     """Our initial U, V and CI-function weights in the reference's layouts (its Linear keeps W as d_in × d_out)."""
+    from decompose.targets import module_key
+
     comps = {n: {"V": dec.cm.comp(n).V.detach().clone(), "U": dec.cm.comp(n).U.detach().clone()} for n in dec.cm.names}
     ci = {}
     for n in dec.cm.names:
-        mlp = dec.ci_fn.mlps[n.replace(".", "-")]
+        mlp = dec.ci_fn.mlps[module_key(n)]
         ci[n] = [(m.weight.detach().T.contiguous(), m.bias.detach().clone()) for m in mlp if isinstance(m, torch.nn.Linear)]
     return {"components": comps, "ci_fns": ci}
 

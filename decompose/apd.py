@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import cast
 
@@ -33,13 +33,8 @@ from torch import Tensor, nn
 
 from decompose.config import DecomposeConfig
 from decompose.errors import DecompositionError
-from decompose.losses.faithfulness import faithfulness_loss
-from decompose.targets import TargetMatrix
-from decompose.train import BatchSource, cosine_lr, select_targets
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "-")
+from decompose.targets import TargetMatrix, forward_hooks, module_key
+from decompose.train import BatchSource, WarmupThenMain, cosine_lr, select_targets
 
 
 class ApdPieces(nn.Module):
@@ -68,7 +63,7 @@ class ApdPieces(nn.Module):
         return torch.einsum("ncr,cor->no", h * m.unsqueeze(-1), self.A)
 
 
-class ApdDecomposer:
+class ApdDecomposer(WarmupThenMain):
     """APD components of a vector-output model's target matrices, with their optimiser and data."""
 
     def __init__(self, model: nn.Module, cfg: DecomposeConfig, batches: BatchSource, device: torch.device | str = "cpu"):
@@ -90,37 +85,29 @@ class ApdDecomposer:
         for n, t in self.targets.items():
             rank = self.s.rank or min(t.d_in, t.d_out)
             rms = float(t.weight().detach().pow(2).mean().sqrt())
-            pieces[_key(n)] = ApdPieces(t.d_in, t.d_out, self.s.C, rank, self.s.init_scale * rms / math.sqrt(self.s.C))
+            pieces[module_key(n)] = ApdPieces(t.d_in, t.d_out, self.s.C, rank, self.s.init_scale * rms / math.sqrt(self.s.C))
         self.components = nn.ModuleDict(pieces).to(self.device)
         self.opt = torch.optim.AdamW(self.components.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.warm_opt = torch.optim.AdamW(self.components.parameters(), lr=1e-3, weight_decay=0.0)
+        self._init_warmup(self.components.parameters())
         self.batches = batches
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
-        self.step = 0
 
     @property
     def names(self) -> list[str]:
         return list(self.targets)
 
     def comp(self, name: str) -> ApdPieces:
-        return cast(ApdPieces, self.components[_key(name)])
+        return cast(ApdPieces, self.components[module_key(name)])
 
     def pieces(self, name: str) -> Tensor:
         return self.comp(name).pieces()
 
-    @property
-    def total_steps(self) -> int:
-        return self.s.warmup_steps + self.cfg.steps
+    def deltas(self) -> list[Tensor]:
+        return [t.weight().detach() - self.pieces(n).sum(0) for n, t in self.targets.items()]
 
-    @property
-    def done(self) -> bool:
-        return self.step >= self.total_steps
+    def _hooked(self, fn: Callable[[str, Tensor, Tensor], Tensor]) -> AbstractContextManager[None]:
+        """Every target matrix's output replaced by fn(name, input rows, output rows), for a `with` block."""
 
-    def faithfulness(self) -> Tensor:
-        return faithfulness_loss([t.weight().detach() - self.pieces(n).sum(0) for n, t in self.targets.items()])
-
-    @contextmanager
-    def _hooked(self, fn: Callable[[str, Tensor, Tensor], Tensor]) -> Iterator[None]:
         def make(name: str):
             def hook(module, args, output):
                 x = args[0]
@@ -129,12 +116,7 @@ class ApdDecomposer:
 
             return hook
 
-        handles = [t.module.register_forward_hook(make(n)) for n, t in self.targets.items()]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
+        return forward_hooks((t.module, make(n)) for n, t in self.targets.items())
 
     def attributions(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(target output, a (B, C)): a_{b,c} = Σ_o (∂f_o(x_b)/∂ε_c)² for weights W + Σ_c ε_c P_c at ε = 0."""
@@ -180,15 +162,7 @@ class ApdDecomposer:
             "simplicity": (mask * simp).sum(1).mean(),
         }
 
-    def train_step(self) -> dict[str, float]:
-        if self.step < self.s.warmup_steps:
-            loss = self.faithfulness()
-            self.warm_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.warm_opt.step()
-            self.step += 1
-            return {"faithfulness": loss.item()}
-        i = self.step - self.s.warmup_steps
+    def _main_step(self, i: int) -> dict[str, float]:
         terms = self.losses(self.batches(self.data_gen).to(self.device))
         s = self.s
         total = s.faithfulness_coeff * terms["faithfulness"] + s.minimality_coeff * terms["minimality"] + s.simplicity_coeff * terms["simplicity"]
@@ -199,7 +173,6 @@ class ApdDecomposer:
         if self.cfg.grad_clip_components is not None:
             torch.nn.utils.clip_grad_norm_(self.components.parameters(), self.cfg.grad_clip_components)
         self.opt.step()
-        self.step += 1
         return {**{k: v.item() for k, v in terms.items()}, "total": total.item()}
 
     @torch.no_grad()
@@ -216,17 +189,11 @@ def run_apd(model: nn.Module, batches: BatchSource, cfg: DecomposeConfig, out: P
     """Train APD and save `out` atomically: apd_components.safetensors (A, B per matrix) + decomposition.json."""
     from safetensors.torch import save_file
 
-    from decompose.layout import partial_dir
-    from lmkit.files import versions
+    from decompose.run import start_run
+    from lmkit.files import versions, write_record
 
     out = Path(out)
-    if out.exists():
-        raise DecompositionError(f"{out} already exists; choose another --out or remove it")
-    work = partial_dir(out)
-    if work.exists():
-        raise DecompositionError(f"{work} holds an interrupted run; APD runs do not resume: remove it")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    work = start_run(out, cfg, resume=False, interrupted="APD runs do not resume; remove it")
     start = time.perf_counter()
     dec = ApdDecomposer(model, cfg, batches)
     metrics: dict[str, float] = {}
@@ -252,5 +219,6 @@ def run_apd(model: nn.Module, batches: BatchSource, cfg: DecomposeConfig, out: P
         **(manifest_extra or {}),
     }
     (work / "decomposition.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    write_record(work)  # what a later run may replace (lmkit.files.check_replaceable)
     work.rename(out)
     return out

@@ -22,4 +22,5 @@ class ApdSettings(BaseConfig):
     schatten_p: float = Field(0.9, gt=0, le=2, description="p of the Schatten quasi-norm (p < 1 favours low rank).")
     attribution: Literal["gradient"] = Field("gradient", description="Σ_o (∂f_o/∂θ · P_c)²: each component's gradient attribution to every output.")
     warmup_steps: int = Field(200, ge=0, description="Faithfulness-only steps before main training (components start summing to the weights).")
+    warmup_lr: float = Field(1e-3, gt=0, description="Learning rate of the faithfulness warmup optimiser (faithfulness.warmup_lr of vpd and spd).")
     init_scale: float = Field(1.0, gt=0, description="Scale of the random component init relative to the weight's RMS (then a faithfulness warmup).")

@@ -14,7 +14,7 @@ with every mask at 1 it returns o exactly. Routed-off tokens keep o and are neve
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from decompose.components import Components
 from decompose.fused import masked_components
-from decompose.targets import TargetMatrix
+from decompose.targets import TargetMatrix, forward_hooks, module_key
 
 
 @dataclass
@@ -32,10 +32,6 @@ class ModuleMask:
     mask: Tensor  # (B, T, C) or broadcastable
     delta: Tensor | None = None  # (B, T) or broadcastable; None = no Δ path
     routed: Tensor | None = None  # (B, T) bool; None = every token through the components
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "-")
 
 
 def _input_of(args: tuple, kwargs: dict) -> Tensor:
@@ -62,14 +58,14 @@ class ComponentModel(nn.Module):
         for p in model.parameters():
             p.requires_grad_(False)
         self.targets: dict[str, TargetMatrix] = {t.name: t for t, _ in targets}
-        self.components = nn.ModuleDict({_key(t.name): Components(t.d_in, t.d_out, c) for t, c in targets})
+        self.components = nn.ModuleDict({module_key(t.name): Components(t.d_in, t.d_out, c) for t, c in targets})
 
     @property
     def names(self) -> list[str]:
         return list(self.targets)
 
     def comp(self, name: str) -> Components:
-        return cast(Components, self.components[_key(name)])
+        return cast(Components, self.components[module_key(name)])
 
     def C(self, name: str) -> int:
         return self.comp(name).C
@@ -78,14 +74,9 @@ class ComponentModel(nn.Module):
         """Δ = W − (V·U)ᵀ per matrix, with gradient into U and V."""
         return {n: t.weight().detach() - self.comp(n).weight() for n, t in self.targets.items()}
 
-    @contextmanager
-    def _hooks(self, hooks: dict[str, Callable]) -> Iterator[None]:
-        handles = [self.targets[n].module.register_forward_hook(h, with_kwargs=True) for n, h in hooks.items()]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
+    def _hooks(self, hooks: dict[str, Callable]) -> AbstractContextManager[None]:
+        """Hooks on target matrices by name, for a `with` block."""
+        return forward_hooks(((self.targets[n].module, h) for n, h in hooks.items()), with_kwargs=True)
 
     @contextmanager
     def frozen_components(self) -> Iterator[None]:

@@ -87,6 +87,14 @@ class DecomposeConfig(BaseConfig):
         return self.loss(FaithfulnessConfig)  # type: ignore[return-value]
 
     @property
+    def warmup(self) -> tuple[int, float]:
+        """(steps, lr) of the faithfulness-only warmup: APD's own settings, else the faithfulness loss's (no warmup without one)."""
+        if self.method == "apd":
+            return self.apd.warmup_steps, self.apd.warmup_lr
+        faith = self.faithfulness
+        return (faith.warmup_steps, faith.warmup_lr) if faith else (0, FaithfulnessConfig().warmup_lr)
+
+    @property
     def importance(self) -> ImportanceMinimalityConfig | None:
         return self.loss(ImportanceMinimalityConfig)  # type: ignore[return-value]
 

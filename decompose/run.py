@@ -66,6 +66,21 @@ def _load_checkpoint(path: Path, dist: DistInfo) -> dict:
     return state
 
 
+def start_run(out: Path, cfg: DecomposeConfig, *, resume: bool, interrupted: str) -> Path:
+    """What every method does before training into `out`: refuse an existing `out`, and an interrupted run
+    unless resuming (`interrupted` tells the user what to do about it); then set the thread count.
+    Returns the work folder, `<out>.partial/`."""
+    work = partial_dir(out)
+    if out.exists():
+        raise DecompositionError(f"{out} already exists; choose another --out or remove it")
+    if work.exists() and not resume:
+        raise DecompositionError(f"{work} holds an interrupted run: {interrupted}")
+    barrier()  # every rank has checked before rank 0 creates anything
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return work
+
+
 def run_decomposition(
     model,
     data: torch.Tensor | BatchSource,
@@ -95,16 +110,9 @@ def run_decomposition(
 
         return run_apd(model, data, cfg, Path(out), manifest_extra={"data": data_description or {}, "model": {"source": model_source}}, on_step=on_step)
     out = Path(out)
-    work = partial_dir(out)
     check_log(log)
     dist = dist if dist is not None else init_distributed(torch.device(device).type)
-    if out.exists():
-        raise DecompositionError(f"{out} already exists; choose another --out or remove it")
-    if work.exists() and not resume:
-        raise DecompositionError(f"{work} holds an interrupted run: pass --resume to continue it, or remove it")
-    barrier()  # every rank has checked before rank 0 creates anything
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    work = start_run(out, cfg, resume=resume, interrupted="pass --resume to continue it, or remove it")
     dec = Decomposer(model, cfg, data, device, dist)
     eval_gen = torch.Generator().manual_seed(dist.seed(cfg.seed + 2))
     eval_batches = [dec.batches(eval_gen) for _ in range(cfg.eval.batches)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -13,6 +15,22 @@ from torch import Tensor, nn
 from transformers.pytorch_utils import Conv1D
 
 from decompose.errors import DecompositionError
+
+
+def module_key(name: str) -> str:
+    """A module name as an nn.ModuleDict key (keys may not contain dots)."""
+    return name.replace(".", "-")
+
+
+@contextmanager
+def forward_hooks(hooks: Iterable[tuple[nn.Module, Callable]], *, with_kwargs: bool = False) -> Iterator[None]:
+    """Forward hooks on (module, hook) pairs for the context only: the model is itself again after it, even on an error."""
+    handles = [module.register_forward_hook(hook, with_kwargs=with_kwargs) for module, hook in hooks]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @dataclass(frozen=True)

@@ -50,15 +50,65 @@ def select_targets(model, cfg: DecomposeConfig) -> list[tuple[TargetMatrix, int]
     return resolve_targets(model, patterns)
 
 
+def cosine_schedule(base: float, step: int, steps: int, final_frac: float, warmup: int = 0) -> float:
+    """`base` warmed up linearly over `warmup` steps, then cosine-decayed to final_frac·base at `steps`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = (step - warmup) / max(1, steps - warmup)
+    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 def cosine_lr(step: int, cfg: DecomposeConfig) -> float:
-    warm = round(cfg.lr_warmup_frac * cfg.steps)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    frac = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+    return cosine_schedule(cfg.lr, step, cfg.steps, cfg.lr_final_frac, round(cfg.lr_warmup_frac * cfg.steps))
 
 
-class Decomposer:
+class WarmupThenMain:
+    """Training in two phases counted by one `step`: `warmup_steps` faithfulness-only steps (the components
+    start summing to the weights) with their own optimiser, set by `cfg.warmup`, then `cfg.steps` main steps.
+    Subclasses give `deltas` and `_main_step`."""
+
+    cfg: DecomposeConfig
+
+    def _init_warmup(self, params) -> None:
+        self.warmup_steps, lr = self.cfg.warmup
+        self.warm_opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        self.step = 0  # counts warmup steps, then main steps
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup_steps + self.cfg.steps
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def deltas(self) -> list[Tensor]:
+        """W − (the components' sum) per decomposed matrix, with gradient into the components."""
+        raise NotImplementedError
+
+    def faithfulness(self) -> Tensor:
+        return faithfulness_loss(self.deltas())
+
+    def _main_step(self, i: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def train_step(self) -> dict[str, float]:
+        if self.step == self.warmup_steps:
+            self.warm_opt.state.clear()  # its Adam moments (8 bytes per component parameter) are never used again
+        metrics = self._warmup_step() if self.step < self.warmup_steps else self._main_step(self.step - self.warmup_steps)
+        self.step += 1
+        return metrics
+
+    def _warmup_step(self) -> dict[str, float]:
+        loss = self.faithfulness()
+        self.warm_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients_(self.warm_opt.param_groups[0]["params"])  # data parallel: one all-reduce per step
+        self.warm_opt.step()
+        return {"faithfulness": loss.item()}
+
+
+class Decomposer(WarmupThenMain):
     """Components + CI function + optimisers + adversaries for one target model."""
 
     def __init__(
@@ -91,14 +141,11 @@ class Decomposer:
         broadcast_(params)  # identical by the seed already; rank 0's values make sure
         # fused AdamW: one kernel for all parameters instead of ~10 elementwise passes per tensor.
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-        faith = cfg.faithfulness
-        self.warmup_steps = faith.warmup_steps if faith else 0
-        self.warm_opt = torch.optim.AdamW(self.cm.components.parameters(), lr=faith.warmup_lr if faith else 1e-3, weight_decay=0.0)
+        self._init_warmup(self.cm.components.parameters())
         self.batches = lm_batches(data, cfg.batch_size, cfg.seq_len) if isinstance(data, Tensor) else data
         # Per rank (seed·world_size + rank; the plain seed with one process): different batches and masks.
         self.data_gen = torch.Generator().manual_seed(self.dist.seed(cfg.seed))
         self.mask_gen = torch.Generator(device=self.device).manual_seed(self.dist.seed(cfg.seed + 1))
-        self.step = 0  # counts warmup steps, then main steps
         self.set_fast(True)
 
     def set_fast(self, fast: bool) -> None:
@@ -108,13 +155,8 @@ class Decomposer:
         if hasattr(self.ci_fn, "grouped"):
             self.ci_fn.grouped = fast
 
-    @property
-    def total_steps(self) -> int:
-        return self.warmup_steps + self.cfg.steps
-
-    @property
-    def done(self) -> bool:
-        return self.step >= self.total_steps
+    def deltas(self) -> list[Tensor]:
+        return list(self.cm.deltas().values())
 
     def autocast(self):
         if self.device.type == "cuda" and self.cfg.autocast_bf16:
@@ -141,21 +183,6 @@ class Decomposer:
     def output_target(self, out: Tensor) -> OutputTarget:
         return TargetDistribution(out) if self.cfg.output_loss == "kl" else TargetMSE(out)
 
-    def train_step(self) -> dict[str, float]:
-        if self.step == self.warmup_steps:
-            self.warm_opt.state.clear()  # its Adam moments (8 bytes per component parameter) are never used again
-        metrics = self._warmup_step() if self.step < self.warmup_steps else self._main_step(self.step - self.warmup_steps)
-        self.step += 1
-        return metrics
-
-    def _warmup_step(self) -> dict[str, float]:
-        loss = faithfulness_loss(list(self.cm.deltas().values()))
-        self.warm_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients_(self.warm_opt.param_groups[0]["params"])  # data parallel: one all-reduce per step
-        self.warm_opt.step()
-        return {"faithfulness": loss.item()}
-
     def losses(self, ids: Tensor, i: int) -> tuple[dict[str, Tensor], Tensor, ReconContext]:
         """Every loss term of main step i on a batch, their weighted total, and the step context (CIs in ctx.ci)."""
         cfg = self.cfg
@@ -164,7 +191,7 @@ class Decomposer:
             target = self.output_target(logits)
             terms: dict[str, Tensor] = {}
             if cfg.faithfulness:
-                terms["faithfulness"] = faithfulness_loss(list(self.cm.deltas().values()))
+                terms["faithfulness"] = self.faithfulness()
             imp = cfg.importance
             p = annealed_p(i, cfg.steps, imp) if imp else 0.0  # p is used only with importance minimality
             if imp and self.fast:

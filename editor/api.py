@@ -226,13 +226,12 @@ def evaluate(
     from evals.suite import EvalData, SuiteSettings, run_suite
 
     if settings is None:
-        from pydantic import ValidationError
+        from editor.recipe import validate
 
-        try:
-            settings = SuiteSettings(**options)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise EditorError(f"{'.'.join(str(p) for p in err['loc'])}={err.get('input')!r}: {err['msg'].lower()}") from None
+        def name_of(loc: tuple[str, ...]) -> str | None:
+            return f"{loc[0]}={options[loc[0]]!r}" if loc and loc[0] in options else None
+
+        settings = validate(SuiteSettings, options, "evaluate() settings", name_of)
     elif options:
         raise EditorError(f"pass either settings= or keyword options, not both ({', '.join(options)})")
     forget_data = load_data(forget if forget is not None else HELDOUT["toxic"], text_field)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from decompose.targets import forward_hooks
 from editor.search import weighted_forget_loss
 from lmkit.tokens import Batches
 
@@ -38,13 +39,11 @@ def output_scores(cm, candidates: Candidates, batches: Batches, token_weights: T
     frozen = [p for p in cm.model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    handles = [cm.targets[n].module.register_forward_hook(make(n)) for n in candidates]
     try:
-        for ids, mask in batches:
-            weighted_forget_loss(cm.model, ids, mask, token_weights).backward()
+        with forward_hooks((cm.targets[n].module, make(n)) for n in candidates):
+            for ids, mask in batches:
+                weighted_forget_loss(cm.model, ids, mask, token_weights).backward()
     finally:
-        for h in handles:
-            h.remove()
         for p in frozen:
             p.requires_grad_(True)
     return {m: -v.grad.detach() if v.grad is not None else torch.zeros_like(v) for m, v in t.items()}

@@ -27,6 +27,9 @@ TRAIN = {
 }
 
 
+# The default forget set: the shipped toxic examples (`editor forget`'s demo, `editor compare`, the benchmarks).
+FORGET_DEFAULT = EXAMPLES / "forget" / "toxic.jsonl"
+
 # The default retain set: general text the edited model should keep handling well.
 RETAIN_DEFAULT = [TRAIN["wikitext"], TRAIN["benign"]]
 

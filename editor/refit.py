@@ -16,13 +16,14 @@ change. Snapshots are taken along the way; `editor.search.measure_deltas` checks
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from decompose.targets import forward_hooks
 from editor.apply import Factors
 from editor.search import RetainReference, target_weights
 from lmkit.nll import next_token_nll
@@ -54,8 +55,7 @@ class Refit:
         p = self.params[m]
         return p[:, None] * self.U[m] if self.kind == "scale" else p
 
-    @contextmanager
-    def hooked(self) -> Iterator[None]:
+    def hooked(self) -> AbstractContextManager[None]:
         """Run the plain model with the current (differentiable) change added to each matrix's output."""
 
         def make(m: str):
@@ -64,12 +64,7 @@ class Refit:
 
             return hook
 
-        handles = [self.cm.targets[m].module.register_forward_hook(make(m)) for m in self.selected]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
+        return forward_hooks((self.cm.targets[m].module, make(m)) for m in self.selected)
 
     @torch.no_grad()
     def factors(self) -> Factors:

@@ -12,13 +12,14 @@ The result is a ranking (by r_c); the causal check of the actual removals is `ed
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import cast
 
 import torch
 from torch import Tensor
 
+from decompose.targets import forward_hooks
 from editor.search import Batches, RetainReference, weighted_forget_loss
 
 Candidates = dict[str, Tensor]  # module → candidate component indices (long)
@@ -44,8 +45,7 @@ def forget_token_weights(tokenizer, forget: list[str], retain: list[str], margin
     return (torch.log((f + smoothing) / (r + smoothing)) - margin).clamp(min=0).float()
 
 
-@contextmanager
-def soft_removal(cm, candidates: Candidates, theta: dict[str, Tensor]) -> Iterator[None]:
+def soft_removal(cm, candidates: Candidates, theta: dict[str, Tensor]) -> AbstractContextManager[None]:
     """Run the plain model with σ(θ_c)·u_c v_cᵀ subtracted from each candidate's matrix (forward hooks)."""
 
     def make(name: str):
@@ -57,12 +57,7 @@ def soft_removal(cm, candidates: Candidates, theta: dict[str, Tensor]) -> Iterat
 
         return hook
 
-    handles = [cm.targets[n].module.register_forward_hook(make(n)) for n in candidates]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+    return forward_hooks((cm.targets[n].module, make(n)) for n in candidates)
 
 
 def optimize_removal(

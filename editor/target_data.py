@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from editor.errors import EditorError
-from editor.paths import DATA, EXAMPLES, HELDOUT, RETAIN_DEFAULT, TRAIN
+from editor.paths import DATA, EXAMPLES, FORGET_DEFAULT, HELDOUT, RETAIN_DEFAULT, TRAIN
 
 FACTS = DATA / "facts"  # `editor target facts --out examples/data/facts --people 200 --seed 0`
 
@@ -38,7 +38,7 @@ class TargetData:
 
 
 TOXIC = TargetData(
-    forget=EXAMPLES / "forget" / "toxic.jsonl",
+    forget=FORGET_DEFAULT,
     retain=tuple(RETAIN_DEFAULT),
     heldout_forget=HELDOUT["toxic"],
     heldout_retain={"wikitext": HELDOUT["wikitext"], "benign": HELDOUT["benign"]},

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from decompose.ci_fns.layers import init_linear
 from decompose.config_base import BaseConfig
+from decompose.targets import module_key
 
 
 class SharedMlpConfig(BaseConfig):
@@ -29,7 +30,7 @@ class SharedMlpCI(nn.Module):
         self.names = list(shapes)
         self.mlps = nn.ModuleDict(
             {
-                n.replace(".", "-"): nn.Sequential(init_linear(nn.Linear(d_in, hidden), math.sqrt(2.0)), nn.GELU(), init_linear(nn.Linear(hidden, C), 1.0))
+                module_key(n): nn.Sequential(init_linear(nn.Linear(d_in, hidden), math.sqrt(2.0)), nn.GELU(), init_linear(nn.Linear(hidden, C), 1.0))
                 for n, (d_in, C) in shapes.items()
             }
         )
@@ -40,14 +41,14 @@ class SharedMlpCI(nn.Module):
 
     def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         if not self.grouped:
-            return {n: self.mlps[n.replace(".", "-")](inputs[n]) for n in self.names}
+            return {n: self.mlps[module_key(n)](inputs[n]) for n in self.names}
         groups: dict[tuple, list[str]] = {}
         for n in self.names:
             x = inputs[n]
             groups.setdefault((x.data_ptr(), x.shape, x.stride(), x.dtype, x.device), []).append(n)
         out: dict[str, Tensor] = {}
         for names in groups.values():
-            mlps = [cast(nn.Sequential, self.mlps[n.replace(".", "-")]) for n in names]
+            mlps = [cast(nn.Sequential, self.mlps[module_key(n)]) for n in names]
             if len(names) == 1:
                 out[names[0]] = mlps[0](inputs[names[0]])
                 continue

@@ -15,7 +15,6 @@ feature the model never learned, or a feature one layer of a cross-layer model d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 
 BatchFn = Callable[[torch.Generator], Tensor]
 MIN_MECHANISM_NORM = 0.1  # relative to the largest mechanism of the same matrix
+TRAIN_LR_FLOOR = 0.05  # the toys' training lr decays (cosine, no warmup) to this fraction of spec.lr
 
 
 @dataclass
@@ -105,19 +105,28 @@ def sparse_features(gen: torch.Generator, batch: int, n: int, p: float, low: flo
     return present * (low + (1 - low) * torch.rand(batch, n, generator=gen))
 
 
+def toy_batches(spec: ToySpec, batch_size: int) -> BatchFn:
+    """The toy's data: sparse features with values in [0, 1] (TMS) or [-1, 1] (residual MLP)."""
+    low = 0.0 if spec.kind == "tms" else -1.0
+    return lambda gen: sparse_features(gen, batch_size, spec.n_features, spec.p_present, low)
+
+
 @dataclass
 class Toy:
-    """A trained toy model, its data, and its ground truth per decomposed matrix."""
+    """A trained toy model (frozen and in eval mode, however it was made), its data, and its ground truth per decomposed matrix."""
 
     spec: ToySpec
     model: nn.Module
     seed: int
     label_coeffs: Tensor | None = None
 
+    def __post_init__(self) -> None:
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
     def batches(self, batch_size: int = 1024) -> BatchFn:
-        spec = self.spec
-        low = 0.0 if spec.kind == "tms" else -1.0
-        return lambda gen: sparse_features(gen, batch_size, spec.n_features, spec.p_present, low)
+        return toy_batches(self.spec, batch_size)
 
     @property
     def matrices(self) -> list[str]:
@@ -155,32 +164,42 @@ class Toy:
         return len({f for parts in self.mechanisms().values() for f in parts})
 
 
-def _cosine_lr(base: float, i: int, steps: int) -> float:
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / steps)))
-
-
-def _train_tms(spec: ToySpec, seed: int) -> TMS:
-    """Tied weights (W_out = W_inᵀ), as in the original TMS, then untied; untied training from a random
-    start often lets a feature die behind the ReLU or leaves an irregular polygon."""
+def _untrained(spec: ToySpec, seed: int, gen: torch.Generator) -> nn.Module:
+    """The toy's architecture with initial weights from `seed` (the global generator is left as it was)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = TMS(spec.n_features, spec.d_hidden)
-    w, b = model.W_in.weight, model.W_out.bias
-    with torch.no_grad():
-        b.zero_()
-    opt = torch.optim.Adam([w, b], lr=spec.lr)
-    gen = torch.Generator().manual_seed(seed)
+        if spec.kind == "tms":
+            return TMS(spec.n_features, spec.d_hidden)
+        return ResidMLP(spec.n_features, spec.d_embed, spec.d_hidden, spec.n_layers, gen)
+
+
+def _fit(params: list[Tensor], loss_of: Callable[[Tensor], Tensor], spec: ToySpec, gen: torch.Generator) -> None:
+    """Adam on `params` for spec.train_steps batches of the toy's data drawn from `gen`."""
+    from decompose.train import cosine_schedule
+
+    opt = torch.optim.Adam(params, lr=spec.lr)
+    batches = toy_batches(spec, spec.train_batch)
     for i in range(spec.train_steps):
         for group in opt.param_groups:
-            group["lr"] = _cosine_lr(spec.lr, i, spec.train_steps)
-        x = sparse_features(gen, spec.train_batch, spec.n_features, spec.p_present, 0.0)
-        loss = (torch.relu(x @ w.T @ w + b) - x).pow(2).mean()
+            group["lr"] = cosine_schedule(spec.lr, i, spec.train_steps, TRAIN_LR_FLOOR)
+        loss = loss_of(batches(gen))
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+def _train_tms(spec: ToySpec, seed: int) -> tuple[nn.Module, None]:
+    """Tied weights (W_out = W_inᵀ), as in the original TMS, then untied; untied training from a random
+    start often lets a feature die behind the ReLU or leaves an irregular polygon."""
+    gen = torch.Generator().manual_seed(seed)
+    model = cast(TMS, _untrained(spec, seed, gen))
+    w, b = model.W_in.weight, model.W_out.bias
+    with torch.no_grad():
+        b.zero_()
+    _fit([w, b], lambda x: (torch.relu(x @ w.T @ w + b) - x).pow(2).mean(), spec, gen)
     with torch.no_grad():
         model.W_out.weight.copy_(w.T)
-    return model
+    return model, None
 
 
 def resid_labels(x: Tensor, coeffs: Tensor) -> Tensor:
@@ -188,22 +207,12 @@ def resid_labels(x: Tensor, coeffs: Tensor) -> Tensor:
     return x + torch.relu(coeffs * x)
 
 
-def _train_resid_mlp(spec: ToySpec, seed: int) -> tuple[ResidMLP, Tensor]:
+def _train_resid_mlp(spec: ToySpec, seed: int) -> tuple[nn.Module, Tensor]:
+    """The fixed W_E, the label coefficients k_f and then the batches all come from one generator."""
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ResidMLP(spec.n_features, spec.d_embed, spec.d_hidden, spec.n_layers, gen)
+    model = _untrained(spec, seed, gen)
     coeffs = 1 + torch.rand(spec.n_features, generator=gen)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=0.0)
-    for i in range(spec.train_steps):
-        for group in opt.param_groups:
-            group["lr"] = _cosine_lr(spec.lr, i, spec.train_steps)
-        x = sparse_features(gen, spec.train_batch, spec.n_features, spec.p_present, -1.0)
-        loss = (model(x) - resid_labels(x, coeffs)).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _fit(list(model.parameters()), lambda x: (model(x) - resid_labels(x, coeffs)).pow(2).mean(), spec, gen)
     return model, coeffs
 
 
@@ -212,12 +221,8 @@ def train_toy(name: str, seed: int = 0) -> Toy:
     if name not in SPECS:
         raise KeyError(f"unknown toy model {name!r}; known: {', '.join(SPECS)}")
     spec = SPECS[name]
-    if spec.kind == "tms":
-        return Toy(spec, _train_tms(spec, seed).eval(), seed)
-    model, coeffs = _train_resid_mlp(spec, seed)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return Toy(spec, model.eval(), seed, coeffs)
+    model, coeffs = (_train_tms if spec.kind == "tms" else _train_resid_mlp)(spec, seed)
+    return Toy(spec, model, seed, coeffs)
 
 
 def cached_toy(name: str, seed: int, cache_dir: Path) -> Toy:
@@ -226,15 +231,9 @@ def cached_toy(name: str, seed: int, cache_dir: Path) -> Toy:
     if path.is_file():
         spec = SPECS[name]
         state = torch.load(path, weights_only=True)
-        model: nn.Module
-        if spec.kind == "tms":
-            model = TMS(spec.n_features, spec.d_hidden)
-        else:
-            model = ResidMLP(spec.n_features, spec.d_embed, spec.d_hidden, spec.n_layers, torch.Generator())
+        model = _untrained(spec, seed, torch.Generator())
         model.load_state_dict(state["model"])
-        for p in model.parameters():
-            p.requires_grad_(False)
-        return Toy(spec, model.eval(), seed, state.get("label_coeffs"))
+        return Toy(spec, model, seed, state.get("label_coeffs"))
     toy = train_toy(name, seed)
     cache_dir.mkdir(parents=True, exist_ok=True)
     state = {"model": toy.model.state_dict()}

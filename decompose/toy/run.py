@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from decompose.config import DecomposeConfig
-from decompose.losses.faithfulness import faithfulness_loss
 from decompose.toy.models import Toy
 from decompose.toy.recovery import Recovery, recovery
 
@@ -52,8 +51,7 @@ def _spd_like(toy: Toy, cfg: DecomposeConfig, eval_x: Tensor) -> ToyResult:
         g = dec.ci(inputs)[0]
         comps = {n: rank_one_stack(dec.cm.comp(n).U, dec.cm.comp(n).V) for n in dec.cm.names}
         alive = {n: g[n].float().mean(0) > ALIVE_MEAN_CI for n in dec.cm.names}
-        deltas = list(dec.cm.deltas().values())
-        faith = float(faithfulness_loss(deltas))
+        faith = dec.faithfulness().item()
     return ToyResult(cfg.method, comps, alive, seconds, faith, recovery(toy, comps, alive, "matrix"), dec)
 
 

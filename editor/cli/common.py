@@ -48,13 +48,11 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=1) + "\n")
 
 
-def settings_from_options(cls, options: dict[str, tuple[str, Any]], explicit_none: Collection[str] = frozenset()):
+def settings_from_options(cls, options: dict[str, tuple[str, Any]], origin: str, explicit_none: Collection[str] = frozenset()):
     """Validate a settings model from command options: {"--flag": ("field.path", value)}; a value of None
     means "not given" (the model's default) unless its flag is in `explicit_none`. A bad value is an
-    EditorError naming the option the user typed."""
-    from pydantic import ValidationError
-
-    from editor.errors import EditorError
+    EditorError naming the option the user typed (`origin`: what the options set, for the message)."""
+    from editor.recipe import validate
 
     data: dict[str, Any] = {}
     flag_of: dict[tuple[str, ...], str] = {}
@@ -67,14 +65,12 @@ def settings_from_options(cls, options: dict[str, tuple[str, Any]], explicit_non
             node = node.setdefault(k, {})
         node[keys[-1]] = value
         flag_of[keys] = flag
-    try:
-        return cls.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(str(p) for p in err["loc"])
-        flag = next((f for keys, f in flag_of.items() if loc[: len(keys)] == keys), ".".join(loc))
-        given = options[flag][1] if flag in options else err.get("input")
-        raise EditorError(f"{flag} {given}: {err['msg'].lower()}") from None
+
+    def name_of(loc: tuple[str, ...]) -> str | None:
+        flag = next((f for keys, f in flag_of.items() if loc[: len(keys)] == keys), None)
+        return f"{flag} {options[flag][1]}" if flag else None
+
+    return validate(cls, data, origin, name_of)
 
 
 def check_model_inputs(model: str | None, decomposition: Path | None) -> None:

@@ -167,6 +167,7 @@ def evaluate(
             "--seed": ("seed", seed),
             "--verbose": ("verbose", verbose),
         },
+        "eval settings",
         explicit_none={"--limit"} if limit == 0 else set(),
     )
     if robustness and len(forget_data) <= settings.relearn.docs:

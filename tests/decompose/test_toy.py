@@ -55,6 +55,16 @@ def test_rank_one_stack_matches_components_weight():
     assert torch.allclose(rank_one_stack(U, V).sum(0), (V @ U).T, atol=1e-6)
 
 
+def test_a_cached_toy_is_the_saved_one_frozen(tmp_path):
+    from decompose.toy.models import cached_toy
+
+    saved = pentagon_tms()
+    torch.save({"model": saved.model.state_dict()}, tmp_path / "tms-5-2-seed0.pt")
+    toy = cached_toy("tms-5-2", 0, tmp_path)
+    assert all(torch.equal(v, saved.model.state_dict()[k]) for k, v in toy.model.state_dict().items())
+    assert not toy.model.training and not any(p.requires_grad for p in toy.model.parameters())
+
+
 def test_resid_mlp_mechanisms_partition_the_weights():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -127,6 +137,34 @@ def test_apd_refuses_language_models():
 
     with pytest.raises(DecompositionError, match="vector outputs"):
         ApdDecomposer(pentagon_tms().model, DecomposeConfig(method="apd", targets={"W_in": 1}), lambda g: torch.rand(2, 5))
+
+
+def test_apd_warmup_uses_its_lr_and_frees_its_optimiser():
+    toy = pentagon_tms()
+    apd = {"C": 3, "warmup_steps": 2, "warmup_lr": 0.05}
+    cfg = DecomposeConfig(method="apd", output_loss="mse", targets={"W_in": 1, "W_out": 1}, steps=1, batch_size=8, apd=apd)
+    dec = ApdDecomposer(toy.model, cfg, toy.batches(8))
+    assert dec.warm_opt.param_groups[0]["lr"] == 0.05 and dec.total_steps == 3
+    dec.train_step()
+    dec.train_step()
+    assert dec.warm_opt.state  # Adam moments while warming up
+    dec.train_step()
+    assert not dec.warm_opt.state and dec.done
+
+
+def test_apd_output_is_recorded_and_refuses_an_existing_out(tmp_path):
+    """run_decomposition's apd branch: the output folder records its files (so --force may replace it)."""
+    from decompose.errors import DecompositionError
+    from decompose.run import run_decomposition
+    from lmkit.files import check_replaceable
+
+    toy = pentagon_tms()
+    cfg = DecomposeConfig(method="apd", output_loss="mse", targets={"W_in": 1, "W_out": 1}, steps=2, batch_size=8, apd={"C": 3, "warmup_steps": 1})
+    out = run_decomposition(toy.model, toy.batches(8), cfg, tmp_path / "apd")
+    assert (out / ".editor-output").is_file()
+    check_replaceable(out, force=True)  # every file in it is the tool's own
+    with pytest.raises(DecompositionError, match="already exists"):
+        run_decomposition(toy.model, toy.batches(8), cfg, out)
 
 
 @pytest.mark.slow

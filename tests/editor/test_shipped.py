@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from decompose.io import load_decomposition
-from editor.paths import DECOMPOSITIONS, EXAMPLES, MODELS
+from editor.paths import DECOMPOSITIONS, FORGET_DEFAULT, HELDOUT, MODELS, TRAIN
 
 SHIPPED_MODELS = ["tiny-toxic", "tiny-clean"]
 
@@ -55,9 +55,9 @@ def test_shipped_decomposition_fits_tiny_toxic_and_not_tiny_clean():
 
 
 def test_example_forget_set_is_from_the_training_split():
-    forget = (EXAMPLES / "forget" / "toxic.jsonl").read_text(encoding="utf-8").splitlines()
-    train = set((EXAMPLES / "data" / "train" / "tweets_toxic.jsonl").read_text(encoding="utf-8").splitlines())
-    heldout = set((EXAMPLES / "data" / "heldout" / "tweets_toxic.jsonl").read_text(encoding="utf-8").splitlines())
+    forget = FORGET_DEFAULT.read_text(encoding="utf-8").splitlines()
+    train = set(TRAIN["toxic"].read_text(encoding="utf-8").splitlines())
+    heldout = set(HELDOUT["toxic"].read_text(encoding="utf-8").splitlines())
     assert len(forget) == 2000
     assert set(forget) <= train
     assert not set(forget) & heldout

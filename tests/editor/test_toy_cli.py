@@ -24,3 +24,4 @@ def test_toy_decomposition_through_the_cli(tmp_path, method):
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "decomposition.json").read_text())
     assert manifest["config"]["method"] == method
+    assert (out / ".editor-output").is_file()  # every method records its files (what --force may replace)

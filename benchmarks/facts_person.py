@@ -1,0 +1,95 @@
+"""Which components hold one person's facts, and does removing them forget that person alone? (issue 12)
+
+    python benchmarks/facts_person.py [--person ID] [--method vpd-remove] [--json]
+
+On tiny-facts and its shipped decomposition: the person's training biographies are the forget set, the
+default retain set (training WikiText + the retained people's biographies) the rest. Prints the components
+most specific to the person (`editor components --against`), then the edit `editor forget --method METHOD`
+makes, and attribute accuracy on held-out paraphrases before and after it: of the person, of the other
+forget people (trained, not in the retain set), of a sample of retained people, plus held-out WikiText NLL.
+"Forgets that person alone": the person's accuracy falls to chance while the others' stay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from editor import api
+from editor.explain import top_components
+from editor.model_io import default_data
+from editor.target_data import FACTS
+from evals.facts import accuracy, read_cloze, sample_people, score_candidates
+from lmkit.nll import mean_nll
+from lmkit.texts import load_texts, sample_texts
+
+
+def _accuracies(model, tok, groups: dict[str, list]) -> dict[str, float]:
+    return {k: accuracy(score_candidates(model, tok, items)) for k, items in groups.items()}
+
+
+def main(argv: list[str]) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="tiny-facts")
+    ap.add_argument("--person", type=int, default=None, help="Person id (default: the first forget01 person).")
+    ap.add_argument("--method", default="vpd-remove")
+    ap.add_argument("--strength", type=float, default=None)
+    ap.add_argument("--retained-people", type=int, default=40)
+    ap.add_argument("--top", type=int, default=10)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    splits = json.loads((FACTS / "splits.json").read_text(encoding="utf-8"))
+    person = args.person if args.person is not None else splits["forget01"][0]
+    bios = [json.loads(line)["text"] for line in (FACTS / "biographies.jsonl").read_text(encoding="utf-8").splitlines() if json.loads(line)["person"] == person]
+    if not bios:
+        raise SystemExit(f"--person {person}: no training biographies (an unseen person?)")
+    forget10 = read_cloze(FACTS, "forget10")
+    groups = {
+        "person": [i for i in forget10 if i.person == person] or [i for i in read_cloze(FACTS, "retain") if i.person == person],
+        "other forget people": [i for i in forget10 if i.person != person],
+        "retained people": sample_people([i for i in read_cloze(FACTS, "retain") if i.person != person], args.retained_people, seed=0),
+    }
+    wikitext = sample_texts(load_texts(default_data(args.model).heldout_retain["wikitext"]).texts, 200, 0)
+    retain = [t for p in default_data(args.model).retain for t in load_texts(p).texts]
+    retain = [t for t in retain if t not in set(bios)]
+
+    lm, tok = api.load_model(args.model)
+    dec = api.load_decomposition(lm)
+    rows, _, _ = top_components(dec, tok, bios, args.top, docs=len(bios), against=sample_texts(retain, 2000, 0))
+    before = {**_accuracies(lm, tok, groups), "wikitext_nll": mean_nll(lm, tok, wikitext).mean}
+    edit = api.forget(lm, tok, bios, retain, method=args.method, strength=args.strength, decomposition=dec)
+    applied = edit.apply(lm)
+    try:
+        after = {**_accuracies(lm, tok, groups), "wikitext_nll": mean_nll(lm, tok, wikitext).mean}
+    finally:
+        applied.revert()
+    result = {
+        "person": person,
+        "method": args.method,
+        "edit": edit.summary,
+        "specific_components": [{k: r[k] for k in ("module", "index", "mean_ci", "against_mean_ci", "specificity", "fires_on")} for r in rows],
+        "items": {k: len(v) for k, v in groups.items()},
+        "before": before,
+        "after": after,
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return result
+    print(f"person {person}: {len(bios)} biographies; the {len(rows)} components most specific to them (against the retain set):")
+    for r in rows:
+        print(f"  {r['module']}#{r['index']}: mean CI {r['mean_ci']:.3f} vs {r['against_mean_ci']:.3f}, fires on {' '.join(map(repr, r['fires_on'][:4]))}")
+    print(f"\n{args.method}: {edit.summary}\n")
+    print("| accuracy on held-out paraphrases | items | before | after |")
+    print("|---|---|---|---|")
+    for k in groups:
+        print(f"| {k} | {len(groups[k])} | {before[k]:.1%} | {after[k]:.1%} |")
+    print(
+        f"| held-out WikiText NLL | 200 docs | {before['wikitext_nll']:.4f} | {after['wikitext_nll']:.4f} ({after['wikitext_nll'] / before['wikitext_nll'] - 1:+.2%}) |"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
