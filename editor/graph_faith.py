@@ -19,7 +19,7 @@ from torch import Tensor
 
 from decompose.component_model import ModuleMask
 from decompose.masks import adversarial_masks
-from editor.graph import Node
+from editor.graph import Node, RawGraph
 
 
 @dataclass
@@ -101,7 +101,7 @@ def _floor(g: dict[str, Tensor], kept: list[Node]) -> dict[str, Tensor]:
 def faithfulness(
     cm,
     ids: Tensor,
-    g: dict[str, Tensor],
+    raw: RawGraph,
     kept: list[Node],
     target: int,
     tokenizer,
@@ -109,11 +109,12 @@ def faithfulness(
     step_size: float = 0.1,
     ranked: list[Node] | None = None,
 ) -> Faithfulness:
-    """The target at the last position of `ids` (1, T) under the conditions of the module docstring; `ranked`:
-    every node above the threshold, most influential first (for the curve and the all-nodes attack)."""
+    """The target at the last position of `ids` (1, T) under the conditions of the module docstring; `raw`: the
+    graph of `ids`, whose CI and unmasked logits (its own forward) are reused; `ranked`: every node above the
+    threshold, most influential first (for the curve and the all-nodes attack)."""
     ranked = ranked if ranked is not None else kept
+    g, full = raw.ci, raw.logits
     with torch.no_grad():
-        full = cm.run(ids)[0, -1]
         all_ci = cm.run(ids, {n: ModuleMask(v.unsqueeze(0)) for n, v in g.items()})[0, -1]
         graph = cm.run(ids, {n: ModuleMask(v) for n, v in _floor(g, kept).items()})[0, -1]
         curve = []

@@ -79,7 +79,7 @@ def one_graph(dec, tokenizer, ids, target: int, s: GraphSettings, marked: dict, 
     kept = [raw.nodes[i] for i in pr.nodes]
     order = pr.influence.argsort(descending=True).tolist()
     ranked = [raw.nodes[i] for i in order if raw.nodes[i].kind == "component"]
-    faith = faithfulness(cm, ids, raw.ci, kept, target, tokenizer, s.pgd_steps, ranked=ranked)
+    faith = faithfulness(cm, ids, raw, kept, target, tokenizer, s.pgd_steps, ranked=ranked)
     tokens = [tokenizer.decode([int(t)]) for t in ids[0]]
     nodes = [_node_json(raw.nodes[i], tokenizer, tokens, float(pr.influence[i]), marked) for i in pr.nodes]
     comps = sorted({(str(n.module), n.index) for n in kept if n.kind == "component"})

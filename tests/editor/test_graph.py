@@ -192,10 +192,10 @@ def test_faithfulness_with_every_node_kept_is_the_ci_masked_model(shipped_tokeni
     ids = torch.tensor([[1, 17, 42, 5, 63, 8]])
     raw = attribution_graph(cm, ci_fn, ids, target_token=11, threshold=0.0)
     comps = [n for n in raw.nodes if n.kind == "component"]
-    f = faithfulness(cm, ids, raw.ci, comps, 11, shipped_tokenizer, pgd_steps=3)
+    f = faithfulness(cm, ids, raw, comps, 11, shipped_tokenizer, pgd_steps=3)
     assert f.graph.logit == pytest.approx(f.all_ci.logit, rel=1e-6)
-    assert f.full.logit == pytest.approx(float(raw.logits[11]), rel=1e-6)
+    assert f.full.logit == pytest.approx(float(cm.run(ids)[0, -1, 11]), rel=1e-6)  # the graph's logits: the unmasked model's
     assert f.pgd.prob <= f.graph.prob + 1e-12 and f.pgd_all.prob <= f.all_ci.prob + 1e-12
-    none = faithfulness(cm, ids, raw.ci, [], 11, shipped_tokenizer, pgd_steps=0)
+    none = faithfulness(cm, ids, raw, [], 11, shipped_tokenizer, pgd_steps=0)
     assert none.graph.logit != pytest.approx(f.graph.logit)
     assert [c["nodes"] for c in f.curve][-1] == len(comps)
