@@ -6,8 +6,9 @@ Statistics skip padding and the BOS position (its CI is the same for every docum
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -20,6 +21,30 @@ class ComponentStats:
     mean_ci: dict[str, Tensor]  # (C,) per module: mean lower-leaky CI over tokens
     density: dict[str, Tensor]  # (C,) per module: fraction of tokens with CI > threshold
     tokens: int
+
+
+class CIBatch(NamedTuple):
+    ids: Tensor  # (B, T), on the CI function's device
+    mask: Tensor  # (B, T) attention mask
+    keep: Tensor  # (B, T) bool: the positions statistics count (real tokens, BOS excluded)
+    z: dict[str, Tensor]  # (B, T, C) per module: the CI function's output before lower_leaky_hard_sigmoid
+
+
+@torch.no_grad()
+def ci_batches(cm, ci_fn, batches: Iterable[tuple[Tensor, Tensor]]) -> Iterator[CIBatch]:
+    """Each (input_ids, attention_mask) batch with its CI function output, from one ordinary forward that records
+    every target matrix's input. The sigmoid is left to the caller, so no caller holds every module's CI twice;
+    a batch's `z` is emptied when the next is asked for, so two batches' CI are never held at once."""
+    device = next(ci_fn.parameters()).device
+    for ids, mask in batches:
+        ids, mask = ids.to(device), mask.to(device)
+        with cm.caching_inputs() as inputs:
+            cm.model(input_ids=ids, attention_mask=mask)
+        keep = mask.bool().clone()
+        keep[:, 0] = False
+        z = ci_fn(inputs)
+        yield CIBatch(ids, mask, keep, z)
+        z.clear()
 
 
 @torch.no_grad()
@@ -36,13 +61,8 @@ def component_stats(
     sums = {n: torch.zeros(cm.C(n), dtype=torch.float64, device=device) for n in cm.names}
     fired = {n: torch.zeros(cm.C(n), dtype=torch.float64, device=device) for n in cm.names}
     tokens = 0
-    for ids, mask in batches:
-        ids, mask = ids.to(device), mask.to(device)
-        with cm.caching_inputs() as inputs:
-            cm.model(input_ids=ids, attention_mask=mask)
-        keep = mask.bool().clone()
-        keep[:, 0] = False
-        for name, z in ci_fn(inputs).items():
+    for _, _, keep, zs in ci_batches(cm, ci_fn, batches):
+        for name, z in zs.items():
             g = lower_leaky_hard_sigmoid(z, alpha)[keep]  # (tokens, C)
             sums[name] += g.sum(0, dtype=torch.float64)
             fired[name] += (g > threshold).sum(0, dtype=torch.float64)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from decompose.sigmoids import lower_leaky_hard_sigmoid
+from decompose.stats import ci_batches
 from editor.apply import ComponentRef
 from lmkit.tokens import Batches
 
@@ -37,12 +38,7 @@ def top_contexts(cm, ci_fn, batches: Batches, comps: list[ComponentRef], k: int 
     """Per component, the k (document, position) with the highest CI: {"ci", "tokens": ids of the row, "cis": its CI
     along the row, "position"}. BOS and padding are skipped."""
     best: dict[ComponentRef, list[tuple[float, list[int], list[float], int]]] = {c: [] for c in comps}
-    for ids, mask in batches:
-        with cm.caching_inputs() as inputs:
-            cm.model(input_ids=ids, attention_mask=mask)
-        keep = mask.bool().clone()
-        keep[:, 0] = False
-        z = ci_fn({n: inputs[n] for n in cm.names})
+    for ids, mask, keep, z in ci_batches(cm, ci_fn, batches):
         for c in comps:
             g = lower_leaky_hard_sigmoid(z[c.module][..., c.index]).float() * keep  # (B, T)
             flat = g.flatten()

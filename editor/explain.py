@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from decompose.sigmoids import lower_leaky_hard_sigmoid
+from decompose.stats import ci_batches
 from editor.apply import ComponentRef, apply_delta, removal_delta
 from lmkit.tokens import Batches
 
@@ -20,16 +21,11 @@ def firing_tokens(cm, ci_fn, batches: Batches, comps: list[ComponentRef], tokeni
         by_module[c.module].append(c)
     vocab = len(tokenizer)
     totals = {m: torch.zeros(vocab, len(cs), dtype=torch.float64) for m, cs in by_module.items()}
-    for ids, mask in batches:
-        with cm.caching_inputs() as inputs:
-            cm.model(input_ids=ids, attention_mask=mask)
-        keep = mask.bool().clone()
-        keep[:, 0] = False
-        tokens = ids[keep]
-        z = ci_fn({n: inputs[n] for n in cm.names})
+    for ids, _, keep, z in ci_batches(cm, ci_fn, batches):
+        tokens = ids[keep].cpu()
         for module, cs in by_module.items():
             g = lower_leaky_hard_sigmoid(z[module][keep][:, [c.index for c in cs]])  # (tokens, len(cs))
-            totals[module].index_add_(0, tokens, g.double())
+            totals[module].index_add_(0, tokens, g.double().cpu())
     out = {}
     for module, cs in by_module.items():
         top = totals[module].topk(min(k, vocab), dim=0)
