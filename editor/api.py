@@ -20,7 +20,6 @@ with the message the CLI prints; nothing here prints or draws progress bars (pas
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,17 +126,18 @@ def forget(
     )
 
 
-def _local_folder(name: str, out: Path) -> Path | None:
-    """The folder a model name points to, if it is one: absolute, relative to the current folder, or (as `editor
-    forget` records it) relative to the output folder `out`. None for a shipped name or a Hub id."""
-    from editor.model_io import shipped_name
+def as_saved(edit: Edit, out: str | Path, base_model: str | None = None) -> Edit:
+    """The edit as `save(edit, ..., out)` records it in `edit.json`: the model (`base_model`, default its recorded
+    source) by its portable name and the decomposition by its portable path (`editor.model_io`), a local folder
+    relative to `out`, so no absolute path of this machine is written."""
+    from editor.model_io import portable_name, portable_path
 
-    if not name or shipped_name(name):
-        return None
-    for candidate in (Path(name).expanduser(), out / name):
-        if candidate.is_dir():
-            return candidate.resolve()
-    return None
+    out = Path(out)
+    base = str(base_model or edit.model.get("source") or "")
+    record = dict(edit.decomposition) if edit.decomposition else None
+    if record and record.get("path") and Path(record["path"]).is_absolute():
+        record["path"] = portable_path(Path(record["path"]), out)
+    return dataclasses.replace(edit, model={**edit.model, "source": portable_name(base, out) if base else base}, decomposition=record)
 
 
 def save(
@@ -161,23 +161,17 @@ def save(
     (`editor.component_pages`) go into `out/components/` and the model card links them, as `editor forget` does.
     """
     from editor.export import export_edit
-    from editor.model_io import portable_path
+    from editor.model_io import portable_name
 
     out = Path(out)
     base = str(base_model or edit.model.get("source") or _model_name(model))
-    folder = _local_folder(base, out)
-    source = os.path.relpath(folder, out.resolve()) if folder else base
-    adapter_base = os.path.relpath(folder, (out / "adapter").resolve()) if folder else base
-    record = dict(edit.decomposition) if edit.decomposition else None
-    if record and record.get("path") and Path(record["path"]).is_absolute():
-        record["path"] = portable_path(Path(record["path"]), out)
-    portable = dataclasses.replace(edit, model={**edit.model, "source": source}, decomposition=record)
+    adapter_base = portable_name(base, out / "adapter") if base else base
     pages = None
     if decomposition is not None and forget is not None and edit.components:
         from editor.component_pages import edit_pages
 
         pages = edit_pages(decomposition, tokenizer, edit.manifest(), forget.texts, forget.source)
-    return export_edit(out, model, tokenizer, portable, base_name_or_path=adapter_base, force=force, pages=pages)
+    return export_edit(out, model, tokenizer, as_saved(edit, out, base), base_name_or_path=adapter_base, force=force, pages=pages)
 
 
 def load_edit(out: str | Path) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def forget(
     from editor.forget import method_settings
     from editor.methods import get_method
     from editor.methods.base import Progress
-    from editor.model_io import decomposition_dir, load_decomposition_for, portable_name, portable_path
+    from editor.model_io import decomposition_dir, load_decomposition_for
 
     m = get_method(method)
     settings = method_settings(m, strength, sets)
@@ -99,16 +99,12 @@ def forget(
                 bar.update(task, completed=done, total=total)
 
         report = Progress(status=lambda message: bar.update(task, status=message), step=step)
-        edit = api.forget(
-            lm, tok, forget_data, retain_data, method=m.name, settings=settings, decomposition=dec, source=portable_name(model, dest), progress=report
-        )
-    if edit.decomposition and dec_dir is not None:
-        edit.decomposition["path"] = portable_path(dec_dir, dest)  # no absolute path of this machine in edit.json
+        edit = api.forget(lm, tok, forget_data, retain_data, method=m.name, settings=settings, decomposition=dec, progress=report)
     for w in edit.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if not dry_run:
         api.save(edit, lm, tok, dest, force=force, decomposition=dec, forget=forget_data)
-    manifest = edit.manifest()
+    manifest = api.as_saved(edit, dest).manifest()  # what edit.json holds, also for a dry run
     manifest["seconds_total"] = round(time.perf_counter() - start, 2)
     manifest["out"] = None if dry_run else str(dest)
     if as_json:
