@@ -103,14 +103,19 @@ def task_config(name: str, data: Path, cache_dir: Path | None = None) -> dict:
     return {"task": template.pop("task"), "dataset_path": "json", "dataset_kwargs": kwargs, **template}
 
 
-def write_task_files(tasks_dir: str | Path, data_dir: str | Path, docs: dict[str, list], cache_dir: Path | None = None) -> Path:
+def write_task_files(
+    tasks_dir: str | Path, data_dir: str | Path, docs: dict[str, list], cache_dir: Path | None = None, final_data_dir: str | Path | None = None
+) -> Path:
     """Write a ready task YAML into `tasks_dir` and its documents (JSONL) into `data_dir` for each bundled task
     named in `docs`; returns `tasks_dir`, an `--include_path` for lm-eval.
 
     `docs` maps a bundled task name to its documents: a list of strings for the perplexity tasks, a list
-    of `choice_pairs` rows for `editor_toxic_choice`.
+    of `choice_pairs` rows for `editor_toxic_choice`. `final_data_dir`: where the documents will be when the
+    tasks run (default `data_dir`), the absolute path the YAMLs name: for files written into a temporary
+    folder that is then moved into place.
     """
     tasks_dir, data_dir = Path(tasks_dir).resolve(), Path(data_dir).resolve()
+    named_dir = Path(final_data_dir).resolve() if final_data_dir is not None else data_dir
     tasks_dir.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in docs.items():
@@ -118,8 +123,8 @@ def write_task_files(tasks_dir: str | Path, data_dir: str | Path, docs: dict[str
             raise TaskError(f"'{name}' is not a bundled task ({', '.join(BUNDLED)})")
         if not rows:
             raise TaskError(f"task {name}: no documents")
-        data = data_dir / f"{name}.jsonl"
-        _write_jsonl(data, [r if isinstance(r, dict) else {"text": r} for r in rows])
+        _write_jsonl(data_dir / f"{name}.jsonl", [r if isinstance(r, dict) else {"text": r} for r in rows])
+        data = named_dir / f"{name}.jsonl"
         config = task_config(name, data, cache_dir)
         header = f"# {name}, written by editor: documents in {data}\n"
         (tasks_dir / f"{name}.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")

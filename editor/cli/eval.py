@@ -243,10 +243,8 @@ def _write_tasks(dest: Path, forget: list[str], retain: list[str], seed: int, fo
     held = {k: load_texts(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
     docs = bundled_docs(EvalData(forget, retain, held["wikitext"], held["toxic"], held["benign"]), seed)
     with atomic_dir(dest, "tasks", force=force, option="--write-tasks") as tmp:
-        write_task_files(tmp, tmp / "data", docs)
-        # The YAMLs name their data by absolute path: rewrite the temporary folder's name to the final one.
-        for yaml_file in tmp.glob("*.yaml"):
-            yaml_file.write_text(yaml_file.read_text(encoding="utf-8").replace(str(tmp.resolve()), str(dest.resolve())), encoding="utf-8")
+        # lm-eval reads data_files relative to the current folder, not the YAML: the YAMLs name the final folder.
+        write_task_files(tmp, tmp / "data", docs, final_data_dir=dest / "data")
     command = f"lm_eval --model hf --model_args pretrained={model or 'MODEL_DIR'} --include_path {dest} --tasks {','.join(BUNDLED)}"
     if as_json:
         emit_json({"tasks_dir": str(dest), "tasks": list(BUNDLED), "documents": {k: len(v) for k, v in docs.items()}, "command": command})
