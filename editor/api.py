@@ -216,8 +216,9 @@ def evaluate(
     import tempfile
 
     from editor.paths import HELDOUT, PROMPTS, SCORER
+    from editor.target_data import eval_data
     from evals.harness import TaskError
-    from evals.suite import EvalData, SuiteSettings, run_suite
+    from evals.suite import SuiteSettings, run_suite
 
     if settings is None:
         from editor.recipe import validate
@@ -230,20 +231,7 @@ def evaluate(
         raise EditorError(f"pass either settings= or keyword options, not both ({', '.join(options)})")
     forget_data = load_data(forget if forget is not None else HELDOUT["toxic"], text_field)
     retain_data = load_data(retain if retain is not None else HELDOUT["benign"], text_field)
-    held = {k: load_data(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
-    data = EvalData(
-        forget=forget_data.texts,
-        retain=retain_data.texts,
-        wikitext=held["wikitext"],
-        choice_toxic=held["toxic"],
-        choice_benign=held["benign"],
-        sources={
-            "forget": forget_data.source,
-            "retain": retain_data.source,
-            "wikitext": str(HELDOUT["wikitext"]),
-            "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}",
-        },
-    )
+    data = eval_data(forget_data, retain_data)
     if facts is not None:
         from editor.target_data import check_facts_folder
 

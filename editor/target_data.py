@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from editor.errors import EditorError
 from editor.paths import DATA, EXAMPLES, FORGET_DEFAULT, HELDOUT, RETAIN_DEFAULT, TRAIN
+
+if TYPE_CHECKING:
+    from evals.suite import EvalData
+    from lmkit.texts import TextDataset
 
 FACTS = DATA / "facts"  # `editor target facts --out examples/data/facts --people 200 --seed 0`
 
@@ -77,3 +82,25 @@ def check_facts_folder(folder: Path, option: str = "--facts") -> Path:
     if not all((folder / f).is_file() for f in ("cloze.jsonl", "pools.json", "splits.json")):
         raise EditorError(f"{option} {folder}: not a facts folder (cloze.jsonl, pools.json, splits.json); write one with `editor target facts`")
     return folder
+
+
+def eval_data(forget: TextDataset, retain: TextDataset) -> EvalData:
+    """What `editor eval` reads (`api.evaluate`, `--write-tasks`): `forget` and `retain`, the held-out WikiText,
+    and the held-out toxic and benign tweets the toxic-choice task pairs, whatever the target."""
+    from evals.suite import EvalData
+    from lmkit.texts import load_texts
+
+    held = {k: load_texts(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
+    return EvalData(
+        forget=forget.texts,
+        retain=retain.texts,
+        wikitext=held["wikitext"],
+        choice_toxic=held["toxic"],
+        choice_benign=held["benign"],
+        sources={
+            "forget": forget.source,
+            "retain": retain.source,
+            "wikitext": str(HELDOUT["wikitext"]),
+            "toxic_choice": f"pairs of {HELDOUT['toxic']} and {HELDOUT['benign']}",
+        },
+    )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from editor.cli.common import ForceOpt, JsonOpt, TextFieldOpt, emit_json, user_errors
 from editor.console import console
+
+if TYPE_CHECKING:
+    from lmkit.texts import TextDataset
 
 
 class ScorerChoice(str, Enum):
@@ -123,7 +126,7 @@ def evaluate(
     if facts_dir is not None:
         check_facts_folder(facts_dir)
     if write_tasks is not None:
-        _write_tasks(write_tasks, forget_data.texts, retain_data.texts, seed or 0, force, model, as_json)
+        _write_tasks(write_tasks, forget_data, retain_data, seed or 0, force, model, as_json)
         return
     prompt_path = prompts or PROMPTS
     if toxicity:
@@ -228,20 +231,18 @@ def evaluate(
     typer.echo(render_markdown(report), nl=False)
 
 
-def _write_tasks(dest: Path, forget: list[str], retain: list[str], seed: int, force: bool, model: str | None, as_json: bool) -> None:
+def _write_tasks(dest: Path, forget: TextDataset, retain: TextDataset, seed: int, force: bool, model: str | None, as_json: bool) -> None:
     """`--write-tasks DIR`: the four bundled tasks as ready lm-eval files (YAML in DIR, documents in DIR/data), atomically."""
     from lmkit.files import atomic_dir, check_replaceable, check_writable_parent
 
     check_replaceable(dest, force, "--write-tasks")  # before anything heavy is imported
     check_writable_parent(dest, "--write-tasks")
 
-    from editor.paths import HELDOUT
+    from editor.target_data import eval_data
     from evals.harness import BUNDLED, write_task_files
-    from evals.suite import EvalData, bundled_docs
-    from lmkit.texts import load_texts
+    from evals.suite import bundled_docs
 
-    held = {k: load_texts(HELDOUT[k]).texts for k in ("wikitext", "toxic", "benign")}
-    docs = bundled_docs(EvalData(forget, retain, held["wikitext"], held["toxic"], held["benign"]), seed)
+    docs = bundled_docs(eval_data(forget, retain), seed)
     with atomic_dir(dest, "tasks", force=force, option="--write-tasks") as tmp:
         # lm-eval reads data_files relative to the current folder, not the YAML: the YAMLs name the final folder.
         write_task_files(tmp, tmp / "data", docs, final_data_dir=dest / "data")
