@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from editor.methods import get_method
+from editor.model_io import is_local_path
 
 
 def metrics_rows(metrics: dict[str, dict[str, float]]) -> str:
@@ -45,11 +46,6 @@ def component_rows(components: list[dict[str, Any]], link: str | None = None) ->
             name = f"[{name}]({link.format(module=c['module'], index=c['index'])})"
         rows.append(f"| {name} | {c['change']} | {c.get('norm', 0.0):.3g} | {_cell(c.get('fires_on', []))} | {_cell(c.get('promotes', []))} |")
     return "\n".join(rows)
-
-
-def is_local_path(name: str) -> bool:
-    """A model named by a relative or absolute folder path (not a Hub id or a shipped name)."""
-    return not name or name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def metadata_block(base: str, library: str, tags: list[str]) -> list[str]:

@@ -59,9 +59,15 @@ def resolve_model(name_or_path: str | None, option: str = "--model") -> str:
         if not (path / "config.json").is_file():
             raise EditorError(f"{option} {name}: {path} is not a Hugging Face model directory (no config.json)")
         return str(path.resolve())
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+    if is_local_path(name):
         raise EditorError(f"{option} {name}: no such model directory")
     return name
+
+
+def is_local_path(name: str) -> bool:
+    """Whether a model name is a folder path, relative or absolute, rather than a Hub id (`org/name`) or a shipped
+    name: the guess from the name alone, for when the folder is not there to look at."""
+    return not name or name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def weights_bytes(source: str) -> int:
