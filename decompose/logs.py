@@ -79,6 +79,8 @@ def plot_metrics(metrics_path: Path, png_path: Path | None = None) -> Path | Non
 
     from lmkit.files import atomic_file
 
+    # Re-read at every evaluation on purpose: the file (a line per 50 steps and per evaluation) reads in
+    # milliseconds next to an evaluation, and it alone holds a resumed run's earlier lines.
     records = read_metrics(Path(metrics_path))
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
