@@ -22,12 +22,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from decompose.config_base import BaseConfig
-from editor.edit import Edit
 from editor.errors import EditorError
 from lmkit.texts import TextDataset
+
+# torch and pydantic load inside the calls that need them: importing the API (and `editor --help`) stays fast.
+if TYPE_CHECKING:
+    from decompose.config_base import BaseConfig
+    from editor.edit import Edit
 
 Data = str | Path | Sequence[str] | TextDataset
 
@@ -98,6 +101,7 @@ def forget(
         source: how the edit records the model (default: its shipped name, else its `name_or_path`).
         progress: an `editor.methods.base.Progress` (status text and step callbacks).
     """
+    from decompose.config_base import BaseConfig
     from editor.forget import forget as run_forget
     from editor.forget import method_settings
     from editor.methods import get_method

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +18,14 @@ from editor.errors import EditorError
 from tests.editor.clitools import Workspace, invoke
 
 SETTINGS = {"max_components": 3}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_import_does_not_load_torch():
+    """`import editor.api` stays light: torch loads with the first call that needs it."""
+    code = "import editor.api, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, cwd=ROOT)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.fixture(scope="module")
