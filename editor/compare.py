@@ -177,10 +177,11 @@ def _facts_items(data: CompareData, s: CompareSettings) -> dict[str, list] | Non
     """Held-out cloze items of the forget people and of a seeded sample of the retained people."""
     if data.facts is None:
         return None
-    from evals.facts import FACT_SPLITS, read_cloze, sample_people
+    from evals.facts import FACT_SPLITS, ClozeFolder, sample_people
 
+    cloze = ClozeFolder(data.facts)
     forget, retain = FACT_SPLITS[0], FACT_SPLITS[1]
-    return {"forget": read_cloze(data.facts, forget), "retain": sample_people(read_cloze(data.facts, retain), s.facts_people, s.seed)}
+    return {"forget": cloze.items(forget), "retain": sample_people(cloze.items(retain), s.facts_people, s.seed)}
 
 
 def _damage(retain_nll: dict[str, float], base: dict[str, float]) -> float:

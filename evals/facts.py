@@ -14,7 +14,8 @@ lm-eval scores a multiple-choice continuation.
   of the edited model and of the oracle (trained without the forget people) on the forget people's items.
   High p: the two distributions cannot be told apart.
 
-`read_cloze` reads the folder that `editor target facts` writes (cloze.jsonl, pools.json, splits.json).
+`ClozeFolder` (and `read_cloze`) reads the folder that `editor target facts` writes (cloze.jsonl, pools.json,
+splits.json).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import json
 import math
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from lmkit.tokens import context_length, pad_batch, pad_id
+from lmkit.nll import evaluating
+from lmkit.texts import jsonl_objects
+from lmkit.tokens import context_length, length_sorted_batches, pad_id
 
 FACT_SPLITS = ("forget10", "retain", "unseen")  # the default splits scored: forget first, unseen = chance level
 
@@ -58,23 +62,36 @@ class KSResult:
     pvalue: float
 
 
+class ClozeFolder:
+    """The folder `editor target facts` writes, read once: the cloze items of any split and phrasing."""
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+        pools = {a: tuple(v) for a, v in json.loads((self.folder / "pools.json").read_text(encoding="utf-8")).items()}
+        self._rows = [
+            (row["phrasing"], ClozeItem(row["prompt"], row["answer"], pools[row["attribute"]], row["person"], row["attribute"]))
+            for _, row in jsonl_objects(self.folder / "cloze.jsonl")
+        ]
+
+    @cached_property
+    def splits(self) -> dict[str, list[int]]:
+        """splits.json: each split's people (read only when a split is asked for)."""
+        return json.loads((self.folder / "splits.json").read_text(encoding="utf-8"))
+
+    def items(self, split: str | None = None, phrasing: str = "heldout") -> list[ClozeItem]:
+        """The items in `phrasing` ("heldout" or "train"), of one split's people or of all."""
+        people: set[int] | None = None
+        if split is not None:
+            if split not in self.splits:
+                raise ValueError(f"no split {split!r} in {self.folder}/splits.json; known: {', '.join(self.splits)}")
+            people = set(self.splits[split])
+        return [item for p, item in self._rows if p == phrasing and (people is None or item.person in people)]
+
+
 def read_cloze(folder: Path | str, split: str | None = None, phrasing: str = "heldout") -> list[ClozeItem]:
-    """The cloze items of `folder` in `phrasing` ("heldout" or "train"), of one split's people or of all."""
-    folder = Path(folder)
-    pools = json.loads((folder / "pools.json").read_text(encoding="utf-8"))
-    people: set[int] | None = None
-    if split is not None:
-        splits = json.loads((folder / "splits.json").read_text(encoding="utf-8"))
-        if split not in splits:
-            raise ValueError(f"no split {split!r} in {folder}/splits.json; known: {', '.join(splits)}")
-        people = set(splits[split])
-    items = []
-    with (folder / "cloze.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            if row["phrasing"] == phrasing and (people is None or row["person"] in people):
-                items.append(ClozeItem(row["prompt"], row["answer"], tuple(pools[row["attribute"]]), row["person"], row["attribute"]))
-    return items
+    """The cloze items of `folder` in `phrasing` ("heldout" or "train"), of one split's people or of all; to read
+    several splits, read the folder once (`ClozeFolder`)."""
+    return ClozeFolder(folder).items(split, phrasing)
 
 
 def _pairs(tokenizer, items: list[ClozeItem]) -> list[tuple[int, int, list[int], int]]:
@@ -99,34 +116,29 @@ def score_candidates(model, tokenizer, items: list[ClozeItem], batch_size: int =
     limit = context_length(model)
     if pairs and max(len(ids) for _, _, ids, _ in pairs) > limit:
         raise ValueError(f"a prompt with a candidate is longer than the model's context ({limit} tokens)")
-    pairs.sort(key=lambda p: len(p[2]))  # similar lengths per batch: less padding
     logprob = [torch.zeros(len(item.candidates), dtype=torch.float64) for item in items]
     tokens = [torch.zeros(len(item.candidates), dtype=torch.long) for item in items]
     device = next(model.parameters()).device
-    pad = pad_id(tokenizer)
     keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
-    was_training = model.training
-    model.eval()
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        ids, mask, _ = pad_batch([p[2] for p in chunk], pad)
-        ids, mask = ids.to(device), mask.to(device)
-        # The candidate's k-th token stands at prompt_len + k and is predicted at prompt_len + k − 1.
-        n_cont = torch.tensor([len(p[2]) - p[3] for p in chunk], device=device)
-        offsets = torch.arange(int(n_cont.max()), device=device)
-        at = torch.tensor([p[3] - 1 for p in chunk], device=device)[:, None] + offsets  # (batch, k)
-        at = at.clamp(max=ids.shape[1] - 2)  # past a short candidate's end: padding, masked below
-        if keep_arg:  # only the candidate positions go through the unembedding
-            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=at).logits
-        else:
-            full = model(input_ids=ids, attention_mask=mask).logits
-            logits = full.gather(1, at[..., None].expand(-1, -1, full.shape[-1]))
-        logp = torch.log_softmax(logits.double(), -1).gather(-1, ids.gather(1, at + 1)[..., None])[..., 0]
-        sums = (logp * (offsets < n_cont[:, None])).sum(1).cpu().tolist()
-        for (i, c, _, _), total, n in zip(chunk, sums, n_cont.tolist()):
-            logprob[i][c] = total
-            tokens[i][c] = n
-    model.train(was_training)
+    with evaluating(model):
+        for rows, ids, mask in length_sorted_batches([p[2] for p in pairs], pad_id(tokenizer), batch_size):
+            chunk = [pairs[r] for r in rows]
+            ids, mask = ids.to(device), mask.to(device)
+            # The candidate's k-th token stands at prompt_len + k and is predicted at prompt_len + k − 1.
+            n_cont = torch.tensor([len(p[2]) - p[3] for p in chunk], device=device)
+            offsets = torch.arange(int(n_cont.max()), device=device)
+            at = torch.tensor([p[3] - 1 for p in chunk], device=device)[:, None] + offsets  # (batch, k)
+            at = at.clamp(max=ids.shape[1] - 2)  # past a short candidate's end: padding, masked below
+            if keep_arg:  # only the candidate positions go through the unembedding
+                logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=at).logits
+            else:
+                full = model(input_ids=ids, attention_mask=mask).logits
+                logits = full.gather(1, at[..., None].expand(-1, -1, full.shape[-1]))
+            logp = torch.log_softmax(logits.double(), -1).gather(-1, ids.gather(1, at + 1)[..., None])[..., 0]
+            sums = (logp * (offsets < n_cont[:, None])).sum(1).cpu().tolist()
+            for (i, c, _, _), total, n in zip(chunk, sums, n_cont.tolist()):
+                logprob[i][c] = total
+                tokens[i][c] = n
     return [CandidateScores(lp, n, item.candidates.index(item.answer)) for lp, n, item in zip(logprob, tokens, items)]
 
 
@@ -260,7 +272,8 @@ def facts_report(
 ) -> dict:
     """Accuracy and truth ratios per split (at most `people` people each), and forget quality on the first
     split when the oracle's truth ratios on the same items are given (`oracle_ratios`)."""
-    results = {s: evaluate_items(model, tokenizer, sample_people(read_cloze(folder, s, phrasing), people, seed), batch_size) for s in splits}
+    cloze = ClozeFolder(folder)
+    results = {s: evaluate_items(model, tokenizer, sample_people(cloze.items(s, phrasing), people, seed), batch_size) for s in splits}
     report: dict = {
         "phrasing": phrasing,
         "splits": {s: r.summary() for s, r in results.items()},

@@ -8,14 +8,16 @@ ones are not padded into others.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lmkit.tokens import context_length, pad_batch, pad_id
+from lmkit.tokens import context_length, length_sorted_batches, pad_id
 
 
 def shifted_nll(logits: Tensor, ids: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -65,22 +67,28 @@ def windows(ids: list[int], max_len: int) -> list[list[int]]:
     return [ids[start : start + max_len] for start in range(0, len(ids) - 1, max_len - 1)]
 
 
+@contextlib.contextmanager
+def evaluating(model) -> Iterator[None]:
+    """`model` in eval mode (no dropout) within the context, back in its own mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def mean_nll(model, tokenizer, texts: list[str], batch_size: int = 32, max_len: int | None = None) -> NLL:
     """Mean NLL per token of `texts` under `model` (evaluated in eval mode, no gradients)."""
     max_len = max_len or context_length(model)
     ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
     chunks = [w for doc in ids for w in windows(doc, max_len) if len(w) > 1]
-    chunks.sort(key=len)  # similar lengths per batch: less padding
     device = next(model.parameters()).device
-    pad = pad_id(tokenizer)
     total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    for i in range(0, len(chunks), batch_size):
-        inputs, mask, _ = pad_batch(chunks[i : i + batch_size], pad)
-        nll, keep = next_token_nll(model, inputs.to(device), mask.to(device))
-        total += nll.sum().item()
-        count += int(keep.sum())
-    model.train(was_training)
+    with evaluating(model):
+        for _, inputs, mask in length_sorted_batches(chunks, pad_id(tokenizer), batch_size):
+            nll, keep = next_token_nll(model, inputs.to(device), mask.to(device))
+            total += nll.sum().item()
+            count += int(keep.sum())
     return NLL(mean=total / max(count, 1), tokens=count, documents=len(texts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -31,6 +32,16 @@ def pad_batch(chunk: list[list[int]], pad: int) -> tuple[Tensor, Tensor, Tensor]
     return inputs, mask, labels
 
 
+def length_sorted_batches(seqs: list[list[int]], pad: int, batch_size: int) -> Iterator[tuple[list[int], Tensor, Tensor]]:
+    """`seqs` shortest first (similar lengths per batch: less padding), `batch_size` at a time, right-padded:
+    (the batch's indices into `seqs`, input_ids, attention_mask). Equal lengths keep their order."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        inputs, mask, _ = pad_batch([seqs[i] for i in rows], pad)
+        yield rows, inputs, mask
+
+
 def document_batches(tokenizer, texts: list[str], max_len: int, batch_size: int) -> tuple[Batches, int]:
     """Each document on its own row (BOS first), truncated to `max_len`, sorted by length, padded per batch.
 
@@ -38,13 +49,8 @@ def document_batches(tokenizer, texts: list[str], max_len: int, batch_size: int)
     """
     ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
     truncated = sum(len(doc) > max_len for doc in ids)
-    ids = sorted((doc[:max_len] for doc in ids), key=len)  # similar lengths per batch: less padding
-    pad = pad_id(tokenizer)
-    batches = []
-    for i in range(0, len(ids), batch_size):
-        inputs, mask, _ = pad_batch(ids[i : i + batch_size], pad)
-        batches.append((inputs, mask))
-    return batches, truncated
+    cut = [doc[:max_len] for doc in ids]
+    return [(inputs, mask) for _, inputs, mask in length_sorted_batches(cut, pad_id(tokenizer), batch_size)], truncated
 
 
 class TokenBatches:
