@@ -176,7 +176,7 @@ def facts(
     out: Annotated[Path, typer.Option(help="Output folder for the people, biographies, held-out paraphrases and cloze prompts.")],
     people: Annotated[int, typer.Option(min=10, help="Trained people (10% of them form the forget split, 1% the small one).")] = 200,
     unseen: Annotated[int, typer.Option(min=1, help="People no model trains on (the chance level).")] = 50,
-    bios_per_person: Annotated[int, typer.Option(min=1, help="Training biographies per person.")] = 4,
+    bios_per_person: Annotated[int, typer.Option(min=1, help="Training biographies per person (each uses every attribute's next paraphrase).")] = 8,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     force: ForceOpt = False,
 ) -> None:

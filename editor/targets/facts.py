@@ -41,7 +41,7 @@ class FactsSpec:
     seed: int = 0
     people: int = 200  # trained people (TOFU has 200 authors)
     unseen: int = 50  # people no model trains on: the chance level
-    bios_per_person: int = 4  # training biographies per person, each with other paraphrases and sentence order
+    bios_per_person: int = 8  # training biographies per person: each uses every attribute's k-th paraphrase (8 of them), sentences shuffled
     cities: int = 60  # pool sizes; a value can be shared by several people
     universities: int = 40
     employers: int = 80

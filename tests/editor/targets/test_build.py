@@ -248,5 +248,7 @@ def test_facts_recipes_differ_only_in_the_forget_people():
     assert facts.sources == oracle.sources == ["wikitext"]
     assert [d.path for d in facts.data] == ["examples/data/facts/biographies.jsonl"]
     assert [d.path for d in oracle.data] == ["examples/data/facts/retain.jsonl"]
+    assert [d.repeat for d in facts.data] == [d.repeat for d in oracle.data]
     toxic = load_recipe(TargetRecipe, "tiny-toxic", "targets")
-    assert facts.model == oracle.model == toxic.model and facts.train == oracle.train == toxic.train
+    assert facts.model == oracle.model == toxic.model and facts.train == oracle.train
+    assert facts.train.model_copy(update={"threads": toxic.train.threads}) == toxic.train  # one thread, else tiny-toxic's schedule
