@@ -198,6 +198,7 @@ def evaluate(
     prompts: str | Path | list[dict] | None = None,
     oracle=None,
     facts: str | Path | None = None,
+    relearn_sets: tuple[Data, Data] | None = None,
     workdir: str | Path | None = None,
     status: Callable[[str], None] | None = None,
     **options: Any,
@@ -215,6 +216,8 @@ def evaluate(
             forget quality): a name, or (model, tokenizer, name).
         facts: an `editor target facts` folder (e.g. `editor.target_data.FACTS`): attribute accuracy per split
             on held-out paraphrases, and forget quality against `oracle`.
+        relearn_sets: (texts the relearning attack fine-tunes on, texts it is measured on); default: a seeded split
+            of `forget` (tiny-facts: `TargetData.relearn_attack`, `relearn_heldout`).
     Returns the report dict (`editor eval --json`).
     """
     import tempfile
@@ -241,7 +244,11 @@ def evaluate(
 
         data.facts = check_facts_folder(Path(facts))
         data.sources["facts"] = str(facts)
-    if settings.robustness and len(data.forget) <= settings.relearn.docs:
+    if relearn_sets is not None:
+        attack, measured = (load_data(d, text_field) for d in relearn_sets)
+        data.attack, data.attack_measured = attack.texts, measured.texts
+        data.sources |= {"relearn_attack": attack.source, "relearn_measured": measured.source}
+    elif settings.robustness and len(data.forget) <= settings.relearn.docs:
         raise EditorError(f"the forget set has {len(data.forget)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
     prompt_rows = prompts if isinstance(prompts, list) else None
     if settings.toxicity:

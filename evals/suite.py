@@ -50,6 +50,10 @@ class EvalData:
     choice_benign: list[str]
     sources: dict[str, str] = field(default_factory=dict)
     facts: Path | None = None  # an `editor target facts` folder: attribute accuracy, truth ratios, forget quality
+    # The relearning attack's own texts and what it is measured on (None: a seeded split of `forget`); the facts
+    # target attacks 10% of the forget people's biographies and measures the others' held-out paraphrases.
+    attack: list[str] | None = None
+    attack_measured: list[str] | None = None
 
 
 def _cap(texts: list[str], limit: int | None) -> list[str]:
@@ -173,7 +177,10 @@ def run_suite(
         from evals.robustness import quantize_weights, relearn_curve
 
         t0 = time.perf_counter()
-        attack, measured = split_attack(data.forget, settings.relearn.docs, settings.limit, settings.seed)
+        if data.attack is not None and data.attack_measured is not None:
+            attack, measured = data.attack[: settings.relearn.docs], _cap(data.attack_measured, settings.limit)
+        else:
+            attack, measured = split_attack(data.forget, settings.relearn.docs, settings.limit, settings.seed)
         retain = _cap(data.retain, settings.limit)
         r = settings.relearn
         kwargs: dict[str, Any] = dict(steps=r.steps, lr=r.lr, batch_size=r.batch_size, eval_every=r.eval_every, seed=settings.seed)

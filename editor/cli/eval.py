@@ -173,7 +173,9 @@ def evaluate(
         "eval settings",
         explicit_none={"--limit"} if limit == 0 else set(),
     )
-    if robustness and len(forget_data) <= settings.relearn.docs:
+    # The target's own attack set belongs to its own forget set (tiny-facts: 10% of the forget people).
+    relearn_sets = (target.relearn_attack, target.relearn_heldout) if not forget and target.relearn_attack and target.relearn_heldout else None
+    if robustness and relearn_sets is None and len(forget_data) <= settings.relearn.docs:
         raise EditorError(f"the forget set has {len(forget_data)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
     tox_scorer = None
     if toxicity:
@@ -207,6 +209,7 @@ def evaluate(
         prompts=prompt_path if toxicity else None,
         oracle=oracle_triple,
         facts=facts_dir,
+        relearn_sets=relearn_sets,
         status=status,
     )
     from editor import __version__

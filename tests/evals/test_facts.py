@@ -282,3 +282,28 @@ def test_editor_eval_reports_facts_per_split_and_forget_quality(tiny, tiny_gpt2,
     assert 0.0 <= other["facts"]["forget_quality"] <= 1.0 and other["facts"]["splits"] == facts["splits"]
     without = api.evaluate(model, tok, forget=texts, retain=texts, tasks=(), limit=2, facts=folder, facts_people=1)
     assert "forget_quality" not in without["facts"]
+
+
+def test_editor_eval_relearning_attack_on_its_own_attack_set(tiny, tmp_path):
+    """`relearn_sets=(attack, measured)`: the attack fine-tunes on those texts only and is measured on the
+    others, however small the forget set (tiny-facts: 10% of the forget people's biographies)."""
+    from editor import api
+    from editor.targets.facts import FactsSpec, write_facts
+    from evals.suite import SuiteSettings
+
+    model, tok = tiny
+    folder = tmp_path / "f"
+    write_facts(folder, FactsSpec(seed=6, people=20, unseen=2, bios_per_person=2, dates=8, employers=6, cities=8, universities=5))
+    settings = SuiteSettings(tasks=(), limit=5, robustness=True, quant_bits=(8,), relearn={"steps": 2, "eval_every": 1, "batch_size": 2})
+    report = api.evaluate(
+        model,
+        tok,
+        forget=folder / "heldout-forget10.jsonl",
+        retain=folder / "heldout-retain.jsonl",
+        relearn_sets=(folder / "relearn.jsonl", folder / "heldout-relearn_eval.jsonl"),
+        settings=settings,
+    )
+    r = report["robustness"]["relearn"]
+    assert r["attack_documents"] == 1 * 2  # the one relearn person's two biographies
+    assert r["measured_documents"] == 5  # the other forget person's held-out paraphrases, capped by the limit
+    assert report["data"]["relearn_attack"].endswith("relearn.jsonl")
