@@ -5,8 +5,9 @@
   part of each matrix that carries feature f: column f of W_in, row f of W_out.
 - Compressed computation (residual MLP): features embedded in a residual stream by a fixed random
   W_E (unit rows), one or more MLP blocks, read out by W_Eᵀ; trained so that output f is
-  x_f + relu(k_f·x_f), with more features than neurons. As the SPD paper judges it (and its reference
-  implementation's IdentityCIError / DenseCIPattern metrics), each mlp_in holds one mechanism per
+  x_f + relu(x_f) (k_f = 1, the SPD paper's labels; optionally x_f + relu(k_f·x_f), k_f ~ U[1, 2]),
+  with more features than neurons. As the SPD paper judges it (and its reference implementation's
+  IdentityCIError / DenseCIPattern metrics), each mlp_in holds one mechanism per
   feature: W_in·e_f, the neurons that feature f drives. It is compared in feature coordinates, the
   matrix as it acts on the features' directions (W_in·W_Eᵀ, neurons × features, mechanism f = its
   column f), because the data never reach the rest of the residual space and what a component does
@@ -51,6 +52,10 @@ class ToySpec:
     train_steps: int = 2000
     train_batch: int = 1024
     lr: float = 1e-2
+    # Residual MLP labels x + relu(k_f·x_f): k_f = 1 as in the SPD paper and its reference (use_trivial_label_coeffs),
+    # or k_f ~ U[1, 2]. SPD of the 20-feature toy (its recipe, two decomposition seeds) left 4 of 20 features
+    # merged with k ~ U[1, 2], and 0 and 2 with k = 1.
+    random_label_coeffs: bool = False
 
 
 SPECS: dict[str, ToySpec] = {
@@ -237,7 +242,7 @@ def _train_resid_mlp(spec: ToySpec, seed: int) -> tuple[nn.Module, Tensor]:
     """The fixed W_E, the label coefficients k_f and then the batches all come from one generator."""
     gen = torch.Generator().manual_seed(seed)
     model = _untrained(spec, seed, gen)
-    coeffs = 1 + torch.rand(spec.n_features, generator=gen)
+    coeffs = 1 + torch.rand(spec.n_features, generator=gen) if spec.random_label_coeffs else torch.ones(spec.n_features)
     _fit(list(model.parameters()), lambda x: (model(x) - resid_labels(x, coeffs)).pow(2).mean(), spec, gen)
     return model, coeffs
 
