@@ -8,7 +8,10 @@ For every toy model (decompose/toy, trained from each seed) and method (recipe `
 recipes/decompose/), the minimality knob is scaled by each factor (importance-minimality coefficient for
 SPD/VPD, batch top-k for APD) and the decomposition is scored against the ground truth: each
 (matrix, mechanism) pair matched to its best alive component by cosine similarity of the weights, the
-mean of those cosines, and alive components minus mechanisms. Runs are appended to `--out`/runs.jsonl
+mean of those cosines, and alive components minus the expected ones; for SPD/VPD also the SPD paper's
+causal-importance test (each feature alone at 0.75: exactly one subcomponent on per matrix, on for that
+feature alone) and, for a residual MLP's mlp_out, how many subcomponents are on against d_mlp
+(decompose/toy/recovery.py). Runs are appended to `--out`/runs.jsonl
 and skipped when already there, so an interrupted benchmark continues; the table is written to
 `--out`/toy_methods.md and printed. Seconds are process CPU seconds (the machines are shared).
 """
@@ -64,6 +67,9 @@ def run_one(toy_name: str, method: str, seed: int, factor: float, cache: Path) -
         "mechanisms": r.mechanisms,
         "extra_alive": r.extra_alive,
         "distinct": r.distinct,
+        "ci_recovered": r.ci_recovered,  # SPD/VPD: pairs with exactly one subcomponent on for the one-hot feature, on for it alone
+        "dense_on": r.dense_on,  # residual MLP mlp_out: subcomponents on for some one-hot feature ...
+        "dense_rank": r.dense_rank,  # ... against the d_mlp expected
         "faithfulness": result.faithfulness,
         "seconds": round(result.seconds, 1),
         "toy_seconds": round(train_seconds, 1),  # training the toy model, or loading it from the cache
@@ -86,10 +92,10 @@ def key(run: dict) -> tuple:
 def table(runs: list[dict], toys: list[str], methods: list[str], factors: list[float]) -> str:
     """Markdown: per method × toy, the recipe's coefficient (factor 1) and the spread over the sweep."""
     lines = [
-        "| method | toy | mean best cosine | recovered (≥ 0.9) | alive / mechanisms | extra alive | CPU s | cosine by factor "
+        "| method | toy | mean best cosine | recovered (≥ 0.9) | CI-recovered | mlp_out on / d_mlp | alive / expected | extra alive | CPU s | cosine by factor "
         + " / ".join(f"×{f:g}" for f in factors)
         + " | sweep min–max |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for toy in toys:
         for method in methods:
@@ -99,6 +105,9 @@ def table(runs: list[dict], toys: list[str], methods: list[str], factors: list[f
                 continue
             mean = statistics.mean(r["mean_cosine"] for r in base)
             rec = statistics.mean(r["recovered"] / r["pairs"] for r in base)
+            with_ci = [r for r in base if r.get("ci_recovered") is not None]
+            ci = f"{100 * statistics.mean(r['ci_recovered'] / r['pairs'] for r in with_ci):.0f}%" if with_ci else "–"
+            dense = "; ".join(f"{r['dense_on']}/{r['dense_rank']}" for r in base if r.get("dense_rank")) or "–"
             alive = "; ".join(f"{r['alive']}/{r['mechanisms']}" for r in base)
             extra = statistics.mean(r["extra_alive"] for r in base)
             secs = statistics.mean(r["seconds"] for r in base)
@@ -108,7 +117,7 @@ def table(runs: list[dict], toys: list[str], methods: list[str], factors: list[f
                 by_factor.append(f"{statistics.mean(rs):.3f}" if rs else "–")
             allc = [r["mean_cosine"] for r in mine]
             lines.append(
-                f"| {method} | {toy} | {mean:.3f} | {100 * rec:.0f}% | {alive} | {extra:+.1f} | {secs:.0f} | {' / '.join(by_factor)} | {min(allc):.3f}–{max(allc):.3f} |"
+                f"| {method} | {toy} | {mean:.3f} | {100 * rec:.0f}% | {ci} | {dense} | {alive} | {extra:+.1f} | {secs:.0f} | {' / '.join(by_factor)} | {min(allc):.3f}–{max(allc):.3f} |"
             )
     return "\n".join(lines)
 

@@ -5,9 +5,16 @@
   part of each matrix that carries feature f: column f of W_in, row f of W_out.
 - Compressed computation (residual MLP): features embedded in a residual stream by a fixed random
   W_E (unit rows), one or more MLP blocks, read out by W_Eᵀ; trained so that output f is
-  x_f + relu(k_f·x_f), k_f ∈ [1, 2], with more features than neurons. Mechanism f is the part of each
-  matrix that reads (mlp_in: W_in·e_f e_fᵀ) or writes (mlp_out: e_f e_fᵀ·W_out) feature f's direction e_f.
-  With two blocks ("cross-layer") the same computation is spread over both layers' neurons.
+  x_f + relu(x_f) (k_f = 1, the SPD paper's labels; optionally x_f + relu(k_f·x_f), k_f ~ U[1, 2]),
+  with more features than neurons. As the SPD paper judges it (and its reference implementation's
+  IdentityCIError / DenseCIPattern metrics), each mlp_in holds one mechanism per
+  feature: W_in·e_f, the neurons that feature f drives. It is compared in feature coordinates, the
+  matrix as it acts on the features' directions (W_in·W_Eᵀ, neurons × features, mechanism f = its
+  column f), because the data never reach the rest of the residual space and what a component does
+  there does not count. mlp_out carries no per-feature mechanism: every feature's neurons write through
+  it, so the paper expects one dense rank-d_mlp component there (about d_mlp subcomponents, none of
+  them specific to a feature). With two blocks ("cross-layer") the same computation is spread over both
+  layers' neurons.
 
 A mechanism whose norm in a matrix is under 10% of that matrix's largest is not counted there (a
 feature the model never learned, or a feature one layer of a cross-layer model does not compute).
@@ -15,6 +22,8 @@ feature the model never learned, or a feature one layer of a cross-layer model d
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +34,7 @@ from torch import Tensor, nn
 
 BatchFn = Callable[[torch.Generator], Tensor]
 MIN_MECHANISM_NORM = 0.1  # relative to the largest mechanism of the same matrix
+TRAINING_VERSION = 1  # bump when the training code changes what a spec trains into (cached toys are keyed by it)
 TRAIN_LR_FLOOR = 0.05  # the toys' training lr decays (cosine, no warmup) to this fraction of spec.lr
 
 
@@ -42,6 +52,10 @@ class ToySpec:
     train_steps: int = 2000
     train_batch: int = 1024
     lr: float = 1e-2
+    # Residual MLP labels x + relu(k_f·x_f): k_f = 1 as in the SPD paper and its reference (use_trivial_label_coeffs),
+    # or k_f ~ U[1, 2]. SPD of the 20-feature toy (its recipe, two decomposition seeds) left 4 of 20 features
+    # merged with k ~ U[1, 2], and 0 and 2 with k = 1.
+    random_label_coeffs: bool = False
 
 
 SPECS: dict[str, ToySpec] = {
@@ -137,22 +151,39 @@ class Toy:
     def weight(self, name: str) -> Tensor:
         return cast(nn.Linear, self.model.get_submodule(name)).weight.detach()
 
+    def feature_read(self, name: str) -> Tensor | None:
+        """(d_in, n_features): the matrix's input directions of the features, when its mechanisms are
+        compared in feature coordinates (W·feature_read); None: compared as the weight itself."""
+        if self.spec.kind == "resid_mlp" and name.endswith("mlp_in"):
+            return cast(ResidMLP, self.model).W_E.T
+        return None
+
+    def dense_rank(self, name: str) -> int:
+        """Subcomponents expected in a matrix with one dense mechanism (residual MLP mlp_out: d_mlp); 0 for the others."""
+        return self.spec.d_hidden if self.spec.kind == "resid_mlp" and name.endswith("mlp_out") else 0
+
     def mechanisms(self) -> dict[str, dict[int, Tensor]]:
-        """Matrix → {feature: the (d_out, d_in) part of the weight that carries it}, small parts left out."""
+        """Matrix → {feature: the part of the weight that carries it}, small parts left out; {} for a dense matrix.
+
+        TMS: (d_out, d_in) parts of the weight. Residual MLP mlp_in: (d_mlp, n_features) parts of W·W_Eᵀ
+        (column f only), to be compared with components mapped the same way (`feature_read`).
+        """
         out: dict[str, dict[int, Tensor]] = {}
         for name in self.matrices:
+            if self.dense_rank(name):
+                out[name] = {}
+                continue
             w = self.weight(name)
+            read = self.feature_read(name)
+            if read is not None:
+                w = w @ read
             parts = {}
             for f in range(self.spec.n_features):
-                if self.spec.kind == "tms":
-                    keep = torch.zeros_like(w)
-                    if name == "W_in":
-                        keep[:, f] = w[:, f]
-                    else:
-                        keep[f, :] = w[f, :]
+                keep = torch.zeros_like(w)
+                if name == "W_out":
+                    keep[f, :] = w[f, :]
                 else:
-                    e = cast(ResidMLP, self.model).W_E[f]
-                    keep = (w @ e)[:, None] * e[None, :] if name.endswith("mlp_in") else e[:, None] * (e @ w)[None, :]
+                    keep[:, f] = w[:, f]
                 parts[f] = keep
             largest = max(p.norm() for p in parts.values())
             out[name] = {f: p for f, p in parts.items() if p.norm() >= MIN_MECHANISM_NORM * largest}
@@ -211,7 +242,7 @@ def _train_resid_mlp(spec: ToySpec, seed: int) -> tuple[nn.Module, Tensor]:
     """The fixed W_E, the label coefficients k_f and then the batches all come from one generator."""
     gen = torch.Generator().manual_seed(seed)
     model = _untrained(spec, seed, gen)
-    coeffs = 1 + torch.rand(spec.n_features, generator=gen)
+    coeffs = 1 + torch.rand(spec.n_features, generator=gen) if spec.random_label_coeffs else torch.ones(spec.n_features)
     _fit(list(model.parameters()), lambda x: (model(x) - resid_labels(x, coeffs)).pow(2).mean(), spec, gen)
     return model, coeffs
 
@@ -225,9 +256,17 @@ def train_toy(name: str, seed: int = 0) -> Toy:
     return Toy(spec, model, seed, coeffs)
 
 
+def cache_path(name: str, seed: int, cache_dir: Path) -> Path:
+    """cache_dir/<name>-seed<seed>-<digest>.pt; the digest covers the spec and TRAINING_VERSION, so a changed
+    spec or training procedure trains a new toy instead of reading stale weights."""
+    spec = SPECS[name]
+    digest = hashlib.sha1(f"{TRAINING_VERSION} {dataclasses.astuple(spec)}".encode()).hexdigest()[:10]
+    return cache_dir / f"{name}-seed{seed}-{digest}.pt"
+
+
 def cached_toy(name: str, seed: int, cache_dir: Path) -> Toy:
-    """train_toy, with the trained weights kept in cache_dir/<name>-seed<seed>.pt for the next call."""
-    path = cache_dir / f"{name}-seed{seed}.pt"
+    """train_toy, with the trained weights kept in `cache_path` for the next call."""
+    path = cache_path(name, seed, cache_dir)
     if path.is_file():
         spec = SPECS[name]
         state = torch.load(path, weights_only=True)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from decompose.config import DecomposeConfig
 from decompose.toy.models import Toy
-from decompose.toy.recovery import Recovery, recovery
+from decompose.toy.recovery import ONE_HOT, Recovery, recovery
 
 ALIVE_MEAN_CI = 1e-3  # SPD/VPD: a subcomponent is alive if its mean CI over sparse data exceeds this
 ALIVE_TOPK_FREQ = 1e-3  # APD: a component is alive if batch top-k selects it on more than this fraction of inputs
@@ -52,7 +52,9 @@ def _spd_like(toy: Toy, cfg: DecomposeConfig, eval_x: Tensor) -> ToyResult:
         comps = {n: rank_one_stack(dec.cm.comp(n).U, dec.cm.comp(n).V) for n in dec.cm.names}
         alive = {n: g[n].float().mean(0) > ALIVE_MEAN_CI for n in dec.cm.names}
         faith = dec.faithfulness().item()
-    return ToyResult(cfg.method, comps, alive, seconds, faith, recovery(toy, comps, alive, "matrix"), dec)
+        _, one_hot_inputs = dec.target_pass(ONE_HOT * torch.eye(toy.spec.n_features, device=eval_x.device))
+        one_hot_ci = dec.ci(one_hot_inputs)[0]
+    return ToyResult(cfg.method, comps, alive, seconds, faith, recovery(toy, comps, alive, "matrix", one_hot_ci), dec)
 
 
 def _apd(toy: Toy, cfg: DecomposeConfig, eval_x: Tensor) -> ToyResult:

@@ -1,5 +1,6 @@
-"""Toy models with known mechanisms, the recovery score, the SPD switch and APD (fast tier); the recovery of
-SPD and VPD on TMS 5→2 and small compressed computation is in the slow tier (tens of CPU seconds each)."""
+"""Toy models with known mechanisms, the recovery score, the SPD switch and APD, and SPD's recovery of small
+compressed computation (about 25 CPU seconds; fast tier); the recovery of SPD and VPD on TMS 5→2 is in the
+slow tier (tens of CPU seconds each)."""
 
 from __future__ import annotations
 
@@ -56,16 +57,16 @@ def test_rank_one_stack_matches_components_weight():
 
 
 def test_a_cached_toy_is_the_saved_one_frozen(tmp_path):
-    from decompose.toy.models import cached_toy
+    from decompose.toy.models import cache_path, cached_toy
 
     saved = pentagon_tms()
-    torch.save({"model": saved.model.state_dict()}, tmp_path / "tms-5-2-seed0.pt")
+    torch.save({"model": saved.model.state_dict()}, cache_path("tms-5-2", 0, tmp_path))
     toy = cached_toy("tms-5-2", 0, tmp_path)
     assert all(torch.equal(v, saved.model.state_dict()[k]) for k, v in toy.model.state_dict().items())
     assert not toy.model.training and not any(p.requires_grad for p in toy.model.parameters())
 
 
-def test_resid_mlp_mechanisms_partition_the_weights():
+def test_resid_mlp_mechanisms_are_w_in_per_feature_and_ignore_the_unread_residual_space():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     from decompose.toy.models import ResidMLP
@@ -76,10 +77,35 @@ def test_resid_mlp_mechanisms_partition_the_weights():
     mech = toy.mechanisms()
     w_in = toy.weight("layers.0.mlp_in")
     f = 3
-    e = model.W_E[f]
-    # The mechanism reads exactly feature f's embedding direction.
-    assert torch.allclose(mech["layers.0.mlp_in"][f] @ e, w_in @ e, atol=1e-5)
-    assert len(mech["layers.0.mlp_out"]) == spec.n_features
+    # In feature coordinates: column f is what W_in does with feature f's direction, the rest is zero.
+    assert torch.allclose(mech["layers.0.mlp_in"][f][:, f], w_in @ model.W_E[f], atol=1e-5)
+    assert mech["layers.0.mlp_in"][f].count_nonzero(0).tolist() == [spec.d_hidden if g == f else 0 for g in range(spec.n_features)]
+    # mlp_out: one dense mechanism of rank d_mlp, nothing per feature.
+    assert mech["layers.0.mlp_out"] == {} and toy.dense_rank("layers.0.mlp_out") == spec.d_hidden
+    # The ideal subcomponents u_f = W_in·e_f, v_f = the dual of e_f (v_f·e_g = δ_fg) score 1, whatever
+    # they do in the residual directions no feature uses.
+    dual = torch.linalg.pinv(model.W_E).T  # (n_features, d_embed), dual @ W_Eᵀ = I
+    junk = torch.randn(spec.n_features, spec.d_embed)
+    junk = junk - junk @ torch.linalg.pinv(model.W_E) @ model.W_E  # orthogonal to every feature direction
+    u = w_in @ model.W_E.T  # (d_mlp, n_features)
+    comps = {
+        "layers.0.mlp_in": torch.einsum("of,fi->foi", u, dual + junk),
+        "layers.0.mlp_out": torch.zeros(1, spec.d_embed, spec.d_hidden),
+    }
+    alive = {"layers.0.mlp_in": torch.ones(spec.n_features, dtype=torch.bool), "layers.0.mlp_out": torch.ones(1, dtype=torch.bool)}
+    one_hot = {"layers.0.mlp_in": torch.eye(spec.n_features), "layers.0.mlp_out": torch.ones(spec.n_features, 1)}
+    r = recovery(toy, comps, alive, "matrix", one_hot)
+    assert r.mean_cosine == pytest.approx(1.0, abs=1e-4) and r.pairs == spec.n_features and r.distinct
+    assert r.ci_recovered == spec.n_features and (r.dense_on, r.dense_rank) == (1, spec.d_hidden)
+    assert r.mechanisms == spec.n_features + spec.d_hidden
+
+
+def test_ci_recovery_wants_one_subcomponent_per_feature_owned_by_that_feature_alone():
+    from decompose.toy.recovery import ci_recovered
+
+    on = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1]], dtype=torch.bool)
+    # Feature 0: its own subcomponent. 1: two on. 2 and 3: one each, but shared.
+    assert ci_recovered(on, [0, 1, 2, 3]) == 1 and ci_recovered(on, [1, 2]) == 0
 
 
 def test_spd_is_vpd_without_the_adversary():
@@ -175,3 +201,13 @@ def test_spd_and_vpd_recover_every_mechanism(recipe):
     r = result.recovery
     assert r.mean_cosine >= 0.95 and r.distinct, r
     assert r.extra_alive <= 2, r
+
+
+def test_spd_recovers_small_compressed_computation():
+    """resid-mlp-20-10 with its SPD recipe (3,000 steps): one mlp_in subcomponent per feature, owned by that
+    feature alone, and about d_mlp subcomponents in mlp_out, as the SPD paper finds at 100 features."""
+    toy = train_toy("resid-mlp-20-10", seed=0)
+    r = decompose_toy(toy, load_recipe(DecomposeConfig, "resid-mlp-20-10-spd", "decompose")).recovery
+    assert r.mean_cosine >= 0.9 and r.recovered >= 0.9 * r.pairs, r
+    assert r.ci_recovered is not None and r.ci_recovered >= 0.9 * r.pairs, r
+    assert r.dense_on is not None and r.dense_rank is not None and r.dense_on <= 1.5 * r.dense_rank, r
