@@ -138,7 +138,7 @@ def test_cli_writes_the_folder_and_refuses_to_overwrite(tmp_path):
     result = runner.invoke(app, ["target", "facts", "--out", str(out), "--people", "20", "--unseen", "3"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith(str(out))
-    assert len(_jsonl(out / "forget10.jsonl")) == 2 * 4
+    assert len(_jsonl(out / "forget10.jsonl")) == 2 * FactsSpec().bios_per_person  # two forget people, the default biographies each
     again = runner.invoke(app, ["target", "facts", "--out", str(out), "--people", "20"])
     assert again.exit_code == 2 and "--force" in again.output
 
