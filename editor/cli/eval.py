@@ -174,7 +174,8 @@ def evaluate(
         explicit_none={"--limit"} if limit == 0 else set(),
     )
     # The target's own attack set belongs to its own forget set (tiny-facts: 10% of the forget people).
-    relearn_sets = (target.relearn_attack, target.relearn_heldout) if not forget and target.relearn_attack and target.relearn_heldout else None
+    own_attack = robustness and not forget and target.relearn_attack and target.relearn_heldout
+    relearn_sets = (target.relearn_attack, target.relearn_heldout) if own_attack else None
     if robustness and relearn_sets is None and len(forget_data) <= settings.relearn.docs:
         raise EditorError(f"the forget set has {len(forget_data)} documents; the relearning attack needs more than --relearn-examples {settings.relearn.docs}")
     tox_scorer = None
