@@ -15,7 +15,7 @@ The directional derivative ∂f/∂θ · P_c is ∂f/∂ε_c at ε = 0 for weigh
 output's attributions come from one backward per output (batched with vmap). That is cheap for toy models
 with a few dozen outputs; a language model's vocabulary makes it impractical, so APD runs on vector-output
 models (output_loss mse) only. Its known weaknesses, hyper-parameter sensitivity and mechanisms mixed by
-top-k, are what benchmarks/toy_methods.py shows beside SPD and VPD.
+top-k, are what benchmarks/toy_recovery.py shows beside SPD and VPD.
 """
 
 from __future__ import annotations

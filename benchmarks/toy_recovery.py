@@ -1,8 +1,8 @@
 """APD, SPD and VPD side by side on toy models with known mechanisms: recovery, extra alive components,
 CPU time, and sensitivity to the minimality coefficient.
 
-    python benchmarks/toy_methods.py                                  # the committed table
-    python benchmarks/toy_methods.py --toys tms-5-2 --methods spd vpd --seeds 0 --factors 1
+    python benchmarks/toy_recovery.py                                  # the committed table
+    python benchmarks/toy_recovery.py --toys tms-5-2 --methods spd vpd --seeds 0 --factors 1
 
 For every toy model (decompose/toy, trained from each seed) and method (recipe `<toy>-<method>` under
 recipes/decompose/), the minimality knob is scaled by each factor (importance-minimality coefficient for
@@ -13,7 +13,7 @@ causal-importance test (each feature alone at 0.75: exactly one subcomponent on 
 feature alone) and, for a residual MLP's mlp_out, how many subcomponents are on against d_mlp
 (decompose/toy/recovery.py). Runs are appended to `--out`/runs.jsonl
 and skipped when already there, so an interrupted benchmark continues; the table is written to
-`--out`/toy_methods.md and printed. Seconds are process CPU seconds (the machines are shared).
+`--out`/toy_recovery.md and printed. Seconds are process CPU seconds (the machines are shared).
 """
 
 from __future__ import annotations
@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     latest = {key(r): r for r in runs}  # a rerun (e.g. after a recipe change) replaces the earlier row
     wanted = [r for r in latest.values() if r["toy"] in args.toys and r["method"] in args.methods]
     md = table(wanted, args.toys, args.methods, args.factors)
-    (args.out / "toy_methods.md").write_text(
-        "# APD, SPD and VPD on toy models\n\n`python benchmarks/toy_methods.py` (runs in runs.jsonl)\n\n" + md + "\n", encoding="utf-8"
+    (args.out / "toy_recovery.md").write_text(
+        "# APD, SPD and VPD on toy models\n\n`python benchmarks/toy_recovery.py` (runs in runs.jsonl)\n\n" + md + "\n", encoding="utf-8"
     )
     figure(wanted, args.out / "tms-5-2-components.png", args.methods)
     print(md)
