@@ -282,3 +282,25 @@ def facts_report(
     if oracle_ratios is not None:
         report["forget_quality"] = forget_quality(results[splits[0]].truth_ratios, oracle_ratios)
     return report
+
+
+def facts_against_oracle(
+    model,
+    tokenizer,
+    folder: Path | str,
+    splits: tuple[str, ...] = FACT_SPLITS,
+    phrasing: str = "heldout",
+    people: int | None = None,
+    seed: int = 0,
+    oracle=None,
+) -> dict:
+    """`facts_report`, with forget quality on the first split against `oracle` = (model, tokenizer), a model
+    never trained on those people (the model itself: scored once, p = 1)."""
+    oracle_ratios = None
+    if oracle is not None and oracle[0] is not model:
+        o_model, o_tok = oracle
+        oracle_ratios = facts_report(o_model, o_tok, folder, splits[:1], phrasing, people, seed=seed)["truth_ratios"][splits[0]]
+    report = facts_report(model, tokenizer, folder, splits, phrasing, people, oracle_ratios, seed=seed)
+    if oracle is not None and oracle_ratios is None:
+        report["forget_quality"] = forget_quality(report["truth_ratios"][splits[0]], report["truth_ratios"][splits[0]])
+    return report

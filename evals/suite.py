@@ -69,22 +69,14 @@ def _nll_row(model, tokenizer, texts: list[str]) -> dict:
 
 def _facts(model, tokenizer, folder: Path, settings: SuiteSettings, oracle, status: Callable[[str], None]) -> dict:
     """Attribute accuracy per split on held-out paraphrases; TOFU's forget quality when an oracle is given."""
-    from evals.facts import FACT_SPLITS, facts_report, forget_quality
+    from evals.facts import facts_against_oracle
 
     t0 = time.perf_counter()
-    status("facts: attribute accuracy on held-out paraphrases")
-    result = facts_report(model, tokenizer, folder, FACT_SPLITS, people=settings.facts_people, seed=settings.seed)
-    ratios = result.pop("truth_ratios")
+    status("facts: attribute accuracy on held-out paraphrases" + (f", truth ratios of the oracle {oracle[2]}" if oracle is not None else ""))
+    result = facts_against_oracle(model, tokenizer, folder, people=settings.facts_people, seed=settings.seed, oracle=oracle[:2] if oracle is not None else None)
+    result.pop("truth_ratios")
     if oracle is not None:
-        o_model, o_tok, o_name = oracle
-        forget = FACT_SPLITS[0]
-        if o_model is model:  # evaluating the oracle itself
-            o_ratios = ratios[forget]
-        else:
-            status(f"facts: truth ratios of the oracle {o_name}")
-            o_ratios = facts_report(o_model, o_tok, folder, (forget,), people=settings.facts_people, seed=settings.seed)["truth_ratios"][forget]
-        result["forget_quality"] = forget_quality(ratios[forget], o_ratios)
-        result["oracle"] = o_name
+        result["oracle"] = oracle[2]
     result["folder"] = str(folder)
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result

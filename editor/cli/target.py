@@ -230,15 +230,11 @@ def facts_eval(
     if oracle is not None:
         resolve_model(oracle, "--oracle")
 
-    from evals.facts import FACT_SPLITS, facts_report
+    from evals.facts import FACT_SPLITS, facts_against_oracle
 
     splits = tuple(split or FACT_SPLITS)
-    oracle_ratios = None
-    if oracle is not None:
-        lm, tok = load_model(oracle)
-        oracle_ratios = facts_report(lm, tok, data, splits[:1], phrasing, people, seed=seed)["truth_ratios"][splits[0]]
     lm, tok = load_model(model)
-    result = facts_report(lm, tok, data, splits, phrasing, people, oracle_ratios, seed=seed)
+    result = facts_against_oracle(lm, tok, data, splits, phrasing, people, seed, oracle=load_model(oracle) if oracle is not None else None)
     if as_json:
         emit_json({k: v for k, v in result.items() if k != "truth_ratios"})
         return
