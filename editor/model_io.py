@@ -17,8 +17,8 @@ def shipped_origin(model: str | None) -> str | None:
     shipped = shipped_name(model)
     if shipped is None and model and (Path(model) / "edit.json").is_file():
         try:
-            shipped = shipped_name(json.loads((Path(model) / "edit.json").read_text(encoding="utf-8"))["model"]["source"])
-        except (OSError, ValueError, KeyError, TypeError):
+            shipped = shipped_name(read_edit_record(model)["model"]["source"])
+        except (OSError, EditorError, KeyError, TypeError):
             shipped = None
     return shipped
 
