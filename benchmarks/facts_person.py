@@ -20,9 +20,9 @@ from editor import api
 from editor.explain import top_components
 from editor.model_io import default_data
 from editor.target_data import FACTS
-from evals.facts import accuracy, read_cloze, sample_people, score_candidates
+from evals.facts import ClozeFolder, accuracy, sample_people, score_candidates
 from lmkit.nll import mean_nll
-from lmkit.texts import load_texts, sample_texts
+from lmkit.texts import jsonl_objects, load_texts, sample_texts
 
 
 def _accuracies(model, tok, groups: dict[str, list]) -> dict[str, float]:
@@ -40,20 +40,21 @@ def main(argv: list[str]) -> dict:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    splits = json.loads((FACTS / "splits.json").read_text(encoding="utf-8"))
-    person = args.person if args.person is not None else splits["forget01"][0]
-    bios = [json.loads(line)["text"] for line in (FACTS / "biographies.jsonl").read_text(encoding="utf-8").splitlines() if json.loads(line)["person"] == person]
+    cloze = ClozeFolder(FACTS)
+    person = args.person if args.person is not None else cloze.splits["forget01"][0]
+    bios = [row["text"] for _, row in jsonl_objects(FACTS / "biographies.jsonl") if row["person"] == person]
     if not bios:
         raise SystemExit(f"--person {person}: no training biographies (an unseen person?)")
-    forget10 = read_cloze(FACTS, "forget10")
+    forget10, retained = cloze.items("forget10"), cloze.items("retain")
     groups = {
-        "person": [i for i in forget10 if i.person == person] or [i for i in read_cloze(FACTS, "retain") if i.person == person],
+        "person": [i for i in forget10 + retained if i.person == person],
         "other forget people": [i for i in forget10 if i.person != person],
-        "retained people": sample_people([i for i in read_cloze(FACTS, "retain") if i.person != person], args.retained_people, seed=0),
+        "retained people": sample_people([i for i in retained if i.person != person], args.retained_people, seed=0),
     }
-    wikitext = sample_texts(load_texts(default_data(args.model).heldout_retain["wikitext"]).texts, 200, 0)
-    retain = [t for p in default_data(args.model).retain for t in load_texts(p).texts]
-    retain = [t for t in retain if t not in set(bios)]
+    target = default_data(args.model)
+    wikitext = sample_texts(load_texts(target.heldout_retain["wikitext"]).texts, 200, 0)
+    own = set(bios)
+    retain = [t for p in target.retain for t in load_texts(p).texts if t not in own]
 
     lm, tok = api.load_model(args.model)
     dec = api.load_decomposition(lm)
