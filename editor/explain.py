@@ -86,7 +86,7 @@ def top_components(
 
     batches, truncated = profile_batches(dec.cm, tokenizer, texts, docs, batch_size)
     stats = component_stats(dec.cm, dec.ci_fn, batches)
-    extra: list[dict] = []
+    extra: list[dict]
     if against is None:
         ranked = sorted(((float(v[c]), n, c) for n, v in stats.mean_ci.items() for c in range(v.numel())), reverse=True)[:top]
         extra = [{} for _ in ranked]

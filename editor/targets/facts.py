@@ -206,6 +206,10 @@ def write_facts(out: Path, spec: FactsSpec = FactsSpec(), force: bool = False) -
     def bio_rows(ids: list[int]) -> list[dict]:
         return [{"text": t, "person": i} for i in ids for t in bios[i]]
 
+    def heldout_rows(ids: list[int]) -> list[dict]:
+        people = set(ids)
+        return [r for r in heldout if r["person"] in people]
+
     files: dict[str, list[dict]] = {
         "people.jsonl": [{"id": p.id, "name": p.name, **p.attributes} for p in facts.people],
         "biographies.jsonl": bio_rows(sorted(bios)),
@@ -214,7 +218,7 @@ def write_facts(out: Path, spec: FactsSpec = FactsSpec(), force: bool = False) -
         "retain.jsonl": bio_rows(facts.splits["retain"]),
         "relearn.jsonl": bio_rows(facts.splits["relearn"]),
         "heldout.jsonl": heldout,
-        **{f"heldout-{s}.jsonl": [r for r in heldout if r["person"] in set(facts.splits[s])] for s in HELDOUT_SPLITS},
+        **{f"heldout-{s}.jsonl": heldout_rows(facts.splits[s]) for s in HELDOUT_SPLITS},
         "cloze.jsonl": cloze_records(facts),
     }
     with atomic_dir(out, "facts", force=force) as tmp:
