@@ -17,7 +17,7 @@ forget NLL whose retain damage is at most `max_damage` (else the least damaging 
 compared at matched forgetting: the level every method reaches (at most 50% of the gap), each method's
 least damaging point at that level gets the relearning attack (fine-tuning on a few forget documents,
 `evals.robustness.relearn_curve`), next to the original model and the oracle. Results: compare.json
-(everything), compare.md (tables), pareto.png, relearn.png.
+(everything), compare.md (tables), pareto.png, relearn.png, facts.png (facts targets).
 """
 
 from __future__ import annotations
@@ -485,7 +485,8 @@ def markdown(report: dict) -> str:
 
 
 def write_report(out: Path, report: dict, force: bool) -> Path:
-    """compare.json, compare.md, pareto.png, relearn.png, written atomically (lmkit.files.atomic_dir)."""
+    """compare.json, compare.md, pareto.png, relearn.png (facts targets: facts.png), written atomically
+    (lmkit.files.atomic_dir)."""
     import json
 
     from evals.plots import save_plot
@@ -508,6 +509,8 @@ def write_report(out: Path, report: dict, force: bool) -> Path:
             ylabel="held-out forget NLL (nats/token)",
             title=f"forgetting vs damage on {Path(report['model']).name}",
         )
+        if report.get("facts_summary"):
+            _facts_plot(tmp / "facts.png", report)
         curves = {label: [(p["step"], p["nll"]) for p in curve] for label, curve in report["relearn"].items()}
         save_plot(
             tmp / "relearn.png",
@@ -517,3 +520,30 @@ def write_report(out: Path, report: dict, force: bool) -> Path:
             title="relearning attack (best point of each method)",
         )
     return Path(out)
+
+
+def _facts_plot(path: Path, report: dict) -> None:
+    """The facts frontier: each point's drop in the forget people's attribute accuracy against the drop in the
+    retained people's, in points from the original model; the oracle marks where a perfect edit would land."""
+    from evals.plots import save_plot
+
+    base = report["original"]["facts_accuracy"]
+
+    def drops(acc: dict[str, float]) -> tuple[float, float]:
+        return 100 * (base["retain"] - acc["retain"]), 100 * (base["forget"] - acc["forget"])
+
+    series: dict[str, list[tuple[float, float]]] = {}
+    for p in report["points"]:
+        if p.get("facts_accuracy"):
+            series.setdefault(p["method"], []).append(drops(p["facts_accuracy"]))
+    series["original"] = [(0.0, 0.0)]
+    if (report.get("oracle_metrics") or {}).get("facts_accuracy"):
+        series[f"oracle ({report['oracle']})"] = [drops(report["oracle_metrics"]["facts_accuracy"])]
+    save_plot(
+        path,
+        series=series,
+        xlabel="retained people: attribute accuracy drop (points)",
+        ylabel="forget people: attribute accuracy drop (points)",
+        title=f"facts frontier on {Path(report['model']).name} (held-out paraphrases)",
+    )
+

@@ -10,7 +10,7 @@ from tests.editor.clitools import Workspace, jsonl_texts
 
 
 def test_compare_measures_facts_accuracy_and_reads_its_frontier(workspace: Workspace, tmp_path):
-    from editor.compare import markdown, resolve_settings, result_json, run_compare
+    from editor.compare import markdown, resolve_settings, result_json, run_compare, write_report
     from editor.model_io import load_model
 
     folder = tmp_path / "facts"
@@ -52,5 +52,9 @@ def test_compare_measures_facts_accuracy_and_reads_its_frontier(workspace: Works
         assert all(v is None or v <= max(drops) for v in row.values())
     assert result.attack_documents == len(data.attack) == 1 * 2  # the relearn person's biographies, not the forget set
     assert set(result.relearn) >= {"original", "oracle", "ga", "graddiff"}
-    md = markdown(result_json(result, settings, data, "tiny", "tiny", 1.0))
+    report = result_json(result, settings, data, "tiny", "tiny", 1.0)
+    md = markdown(report)
     assert "forget people acc" in md and "Facts: the largest drop" in md and "fine-tuning on 2 forget documents" in md
+    out = write_report(tmp_path / "cmp", report, force=False)
+    assert {"compare.json", "compare.md", "pareto.png", "relearn.png", "facts.png"} <= {f.name for f in out.iterdir()}
+    assert (out / "facts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
