@@ -5,8 +5,9 @@
 On tiny-facts and its shipped decomposition: the person's training biographies are the forget set, the
 default retain set (training WikiText + the retained people's biographies) the rest. Prints the components
 most specific to the person (`editor components --against`), then the edit `editor forget --method METHOD`
-makes, and attribute accuracy on held-out paraphrases before and after it: of the person, of the other
-forget people (trained, not in the retain set), of a sample of retained people, plus held-out WikiText NLL.
+makes, and attribute accuracy before and after it, on held-out paraphrases and in the training phrasing: of
+the person, of the other forget people (trained, not in the retain set), of a sample of retained people,
+plus held-out WikiText NLL.
 "Forgets that person alone": the person's accuracy falls to chance while the others' stay.
 """
 
@@ -24,9 +25,11 @@ from evals.facts import ClozeFolder, accuracy, sample_people, score_candidates
 from lmkit.nll import mean_nll
 from lmkit.texts import jsonl_objects, load_texts, sample_texts
 
+PHRASINGS = ("heldout", "train")
 
-def _accuracies(model, tok, groups: dict[str, list]) -> dict[str, float]:
-    return {k: accuracy(score_candidates(model, tok, items)) for k, items in groups.items()}
+
+def _accuracies(model, tok, groups: dict[str, dict[str, list]]) -> dict[str, dict[str, float]]:
+    return {ph: {k: accuracy(score_candidates(model, tok, items)) for k, items in g.items()} for ph, g in groups.items()}
 
 
 def main(argv: list[str]) -> dict:
@@ -45,12 +48,18 @@ def main(argv: list[str]) -> dict:
     bios = [row["text"] for _, row in jsonl_objects(FACTS / "biographies.jsonl") if row["person"] == person]
     if not bios:
         raise SystemExit(f"--person {person}: no training biographies (an unseen person?)")
-    forget10, retained = cloze.items("forget10"), cloze.items("retain")
-    groups = {
-        "person": [i for i in forget10 + retained if i.person == person],
-        "other forget people": [i for i in forget10 if i.person != person],
-        "retained people": sample_people([i for i in retained if i.person != person], args.retained_people, seed=0),
-    }
+
+    def groups_in(phrasing: str) -> dict[str, list]:
+        forget10, retained = cloze.items("forget10", phrasing), cloze.items("retain", phrasing)
+        return {
+            "person": [i for i in forget10 + retained if i.person == person],
+            "other forget people": [i for i in forget10 if i.person != person],
+            "retained people": sample_people([i for i in retained if i.person != person], args.retained_people, seed=0),
+        }
+
+    # Held-out paraphrases measure knowledge; the training phrasing (which tiny-facts recalls at ~98%) shows
+    # the same edit where one person's 12 held-out items are too few to read.
+    groups = {phrasing: groups_in(phrasing) for phrasing in PHRASINGS}
     target = default_data(args.model)
     wikitext = sample_texts(load_texts(target.heldout_retain["wikitext"]).texts, 200, 0)
     own = set(bios)
@@ -59,11 +68,11 @@ def main(argv: list[str]) -> dict:
     lm, tok = api.load_model(args.model)
     dec = api.load_decomposition(lm)
     rows, _, _ = top_components(dec, tok, bios, args.top, docs=len(bios), against=sample_texts(retain, 2000, 0))
-    before = {**_accuracies(lm, tok, groups), "wikitext_nll": mean_nll(lm, tok, wikitext).mean}
+    before = {"accuracy": _accuracies(lm, tok, groups), "wikitext_nll": mean_nll(lm, tok, wikitext).mean}
     edit = api.forget(lm, tok, bios, retain, method=args.method, strength=args.strength, decomposition=dec)
     applied = edit.apply(lm)
     try:
-        after = {**_accuracies(lm, tok, groups), "wikitext_nll": mean_nll(lm, tok, wikitext).mean}
+        after = {"accuracy": _accuracies(lm, tok, groups), "wikitext_nll": mean_nll(lm, tok, wikitext).mean}
     finally:
         applied.revert()
     result = {
@@ -71,7 +80,7 @@ def main(argv: list[str]) -> dict:
         "method": args.method,
         "edit": edit.summary,
         "specific_components": [{k: r[k] for k in ("module", "index", "mean_ci", "against_mean_ci", "specificity", "fires_on")} for r in rows],
-        "items": {k: len(v) for k, v in groups.items()},
+        "items": {ph: {k: len(v) for k, v in g.items()} for ph, g in groups.items()},
         "before": before,
         "after": after,
     }
@@ -82,12 +91,13 @@ def main(argv: list[str]) -> dict:
     for r in rows:
         print(f"  {r['module']}#{r['index']}: mean CI {r['mean_ci']:.3f} vs {r['against_mean_ci']:.3f}, fires on {' '.join(map(repr, r['fires_on'][:4]))}")
     print(f"\n{args.method}: {edit.summary}\n")
-    print("| accuracy on held-out paraphrases | items | before | after |")
-    print("|---|---|---|---|")
-    for k in groups:
-        print(f"| {k} | {len(groups[k])} | {before[k]:.1%} | {after[k]:.1%} |")
+    print("| attribute accuracy | phrasing | items | before | after |")
+    print("|---|---|---|---|---|")
+    for ph, g in groups.items():
+        for k in g:
+            print(f"| {k} | {ph} | {len(g[k])} | {before['accuracy'][ph][k]:.1%} | {after['accuracy'][ph][k]:.1%} |")
     print(
-        f"| held-out WikiText NLL | 200 docs | {before['wikitext_nll']:.4f} | {after['wikitext_nll']:.4f} ({after['wikitext_nll'] / before['wikitext_nll'] - 1:+.2%}) |"
+        f"| held-out WikiText NLL | – | 200 docs | {before['wikitext_nll']:.4f} | {after['wikitext_nll']:.4f} ({after['wikitext_nll'] / before['wikitext_nll'] - 1:+.2%}) |"
     )
     return result
 
