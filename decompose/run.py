@@ -27,6 +27,7 @@ from decompose.evaluate import evaluate
 from decompose.io import save_decomposition
 from decompose.layout import partial_dir
 from decompose.logs import TENSORBOARD_DIR, TensorBoardLog, check_log, plot_metrics
+from decompose.quality import write_quality
 from decompose.targets import fingerprint
 from decompose.train import PER_RANK_STATE, BatchSource, Decomposer
 from lmkit.faults import failpoint
@@ -183,6 +184,7 @@ def run_decomposition(
     if dist.world_size > 1:
         manifest["data_parallel"] = {"world_size": dist.world_size, "batch_size_per_rank": cfg.batch_size}
     save_decomposition(dec.cm, dec.ci_fn, manifest, work)
+    write_quality(work, manifest)
     if not cfg.keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     write_record(work)  # what a later run may replace (lmkit.files.check_replaceable)
