@@ -546,4 +546,3 @@ def _facts_plot(path: Path, report: dict) -> None:
         ylabel="forget people: attribute accuracy drop (points)",
         title=f"facts frontier on {Path(report['model']).name} (held-out paraphrases)",
     )
-

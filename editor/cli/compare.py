@@ -50,7 +50,9 @@ def compare(
             help="Held-out retain sets, each measured on its own (repeatable). Default: held-out WikiText, benign tweets (tiny-facts: the retained people's paraphrases).",
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output directory: compare.json, compare.md, pareto.png, relearn.png (facts targets: facts.png).")] = Path("runs/compare"),
+    out: Annotated[Path, typer.Option(help="Output directory: compare.json, compare.md, pareto.png, relearn.png (facts targets: facts.png).")] = Path(
+        "runs/compare"
+    ),
     quick: Annotated[bool, typer.Option(help="Tiny sweeps and limits: a smoke run, not a result.")] = False,
     overrides: Annotated[
         list[str] | None,
