@@ -37,7 +37,7 @@ def summary_rows(metrics: dict, modules: list[dict]) -> list[tuple[str, str]]:
         ("alive components", f"{_f(m('alive/total'), ',')} of {total_c:,}"),
     ]
     target, ci, zero = m("ce/target"), m("ce/ci_masked"), m("ce/zero")
-    if None not in (target, ci, zero) and zero != target:
+    if target is not None and ci is not None and zero is not None and zero != target:
         rows.append(("CE gap recovered by the CI-masked model ((zero − CI-masked) / (zero − target))", f"{(zero - ci) / (zero - target):.1%}"))
     return rows
 
