@@ -21,6 +21,11 @@ def _f(x: float | None, fmt: str) -> str:
     return "–" if x is None else format(x, fmt)
 
 
+def _count(x: float | None) -> str:
+    """A count; data-parallel runs average it over ranks, so it may arrive as a float."""
+    return "–" if x is None else f"{round(x):,}"
+
+
 def summary_rows(metrics: dict, modules: list[dict]) -> list[tuple[str, str]]:
     """(measure, value) rows of the final evaluation; a measure the evaluation did not compute reads "–"."""
     m = metrics.get
@@ -34,7 +39,7 @@ def summary_rows(metrics: dict, modules: list[dict]) -> list[tuple[str, str]]:
         ("all-zero masks CE", _f(m("ce/zero"), ".2f")),
         ("PGD-attack KL", _f(m("kl/pgd"), ".3f")),
         ("mean L0 per token per matrix", f"{_f(m('l0/mean_per_matrix'), '.2f')} ({_f(m('l0/total'), '.1f')} of {total_c:,} per token in total)"),
-        ("alive components", f"{_f(m('alive/total'), ',')} of {total_c:,}"),
+        ("alive components", f"{_count(m('alive/total'))} of {total_c:,}"),
     ]
     target, ci, zero = m("ce/target"), m("ce/ci_masked"), m("ce/zero")
     if target is not None and ci is not None and zero is not None and zero != target:
@@ -49,7 +54,7 @@ def per_matrix_rows(metrics: dict, modules: list[dict]) -> tuple[list[str], list
     layers: dict[str, dict[str, str]] = {}
     for mod in modules:
         name = mod["name"]
-        cell = f"{_f(metrics.get(f'alive/{name}'), 'd')}/{mod['C']} · {_f(metrics.get(f'l0/{name}'), '.1f')}"
+        cell = f"{_count(metrics.get(f'alive/{name}'))}/{mod['C']} · {_f(metrics.get(f'l0/{name}'), '.1f')}"
         hit = _LAYER.match(name)
         layer, col = (hit.group(2), hit.group(3).rsplit(".", 1)[-1]) if hit else (name, "matrix")
         if col not in columns:

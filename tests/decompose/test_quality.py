@@ -47,7 +47,7 @@ def test_a_finished_run_writes_its_quality_tables(tmp_path):
 
 def test_missing_measures_read_as_dashes_and_unlayered_modules_get_their_own_row():
     modules = [{"name": "lm_head", "C": 8}, {"name": "transformer.h.0.attn.c_attn", "C": 4}]
-    metrics = {"ce/target": 2.0, "alive/lm_head": 3, "l0/lm_head": 1.25}
+    metrics = {"ce/target": 2.0, "alive/lm_head": 3.0, "l0/lm_head": 1.25}  # a count averaged over ranks is a float
     rows = dict(summary_rows(metrics, modules))
     assert rows["PGD-attack KL"] == "–" and rows["alive components"] == "– of 12"
     assert not any(k.startswith("CE gap") for k in rows)
