@@ -266,41 +266,23 @@ def facts_report(
     splits: tuple[str, ...] = FACT_SPLITS,
     phrasing: str = "heldout",
     people: int | None = None,
-    oracle_ratios: list[float] | None = None,
-    batch_size: int = 64,
     seed: int = 0,
+    oracle=None,
+    batch_size: int = 64,
 ) -> dict:
-    """Accuracy and truth ratios per split (at most `people` people each), and forget quality on the first
-    split when the oracle's truth ratios on the same items are given (`oracle_ratios`)."""
+    """Accuracy and truth ratios per split (at most `people` people each); with `oracle` = (model, tokenizer), a
+    model never trained on the first split's people, forget quality on that split against the oracle's truth
+    ratios on the same items (the model itself as its oracle: scored once, p = 1)."""
     cloze = ClozeFolder(folder)
-    results = {s: evaluate_items(model, tokenizer, sample_people(cloze.items(s, phrasing), people, seed), batch_size) for s in splits}
+    items = {s: sample_people(cloze.items(s, phrasing), people, seed) for s in splits}
+    results = {s: evaluate_items(model, tokenizer, v, batch_size) for s, v in items.items()}
     report: dict = {
         "phrasing": phrasing,
         "splits": {s: r.summary() for s, r in results.items()},
         "truth_ratios": {s: r.truth_ratios for s, r in results.items()},
     }
-    if oracle_ratios is not None:
-        report["forget_quality"] = forget_quality(results[splits[0]].truth_ratios, oracle_ratios)
-    return report
-
-
-def facts_against_oracle(
-    model,
-    tokenizer,
-    folder: Path | str,
-    splits: tuple[str, ...] = FACT_SPLITS,
-    phrasing: str = "heldout",
-    people: int | None = None,
-    seed: int = 0,
-    oracle=None,
-) -> dict:
-    """`facts_report`, with forget quality on the first split against `oracle` = (model, tokenizer), a model
-    never trained on those people (the model itself: scored once, p = 1)."""
-    oracle_ratios = None
-    if oracle is not None and oracle[0] is not model:
-        o_model, o_tok = oracle
-        oracle_ratios = facts_report(o_model, o_tok, folder, splits[:1], phrasing, people, seed=seed)["truth_ratios"][splits[0]]
-    report = facts_report(model, tokenizer, folder, splits, phrasing, people, oracle_ratios, seed=seed)
-    if oracle is not None and oracle_ratios is None:
-        report["forget_quality"] = forget_quality(report["truth_ratios"][splits[0]], report["truth_ratios"][splits[0]])
+    if oracle is not None:
+        ours = results[splits[0]].truth_ratios
+        theirs = ours if oracle[0] is model else evaluate_items(oracle[0], oracle[1], items[splits[0]], batch_size).truth_ratios
+        report["forget_quality"] = forget_quality(ours, theirs)
     return report

@@ -69,11 +69,11 @@ def _nll_row(model, tokenizer, texts: list[str]) -> dict:
 
 def _facts(model, tokenizer, folder: Path, settings: SuiteSettings, oracle, status: Callable[[str], None]) -> dict:
     """Attribute accuracy per split on held-out paraphrases; TOFU's forget quality when an oracle is given."""
-    from evals.facts import facts_against_oracle
+    from evals.facts import facts_report
 
     t0 = time.perf_counter()
     status("facts: attribute accuracy on held-out paraphrases" + (f", truth ratios of the oracle {oracle[2]}" if oracle is not None else ""))
-    result = facts_against_oracle(model, tokenizer, folder, people=settings.facts_people, seed=settings.seed, oracle=oracle[:2] if oracle is not None else None)
+    result = facts_report(model, tokenizer, folder, people=settings.facts_people, seed=settings.seed, oracle=oracle[:2] if oracle is not None else None)
     result.pop("truth_ratios")
     if oracle is not None:
         result["oracle"] = oracle[2]

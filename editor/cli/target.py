@@ -230,11 +230,11 @@ def facts_eval(
     if oracle is not None:
         resolve_model(oracle, "--oracle")
 
-    from evals.facts import FACT_SPLITS, facts_against_oracle
+    from evals.facts import FACT_SPLITS, facts_report
 
     splits = tuple(split or FACT_SPLITS)
     lm, tok = load_model(model)
-    result = facts_against_oracle(lm, tok, data, splits, phrasing, people, seed, oracle=load_model(oracle) if oracle is not None else None)
+    result = facts_report(lm, tok, data, splits, phrasing, people, seed, oracle=load_model(oracle) if oracle is not None else None)
     if as_json:
         emit_json({k: v for k, v in result.items() if k != "truth_ratios"})
         return
