@@ -21,7 +21,7 @@ import torch
 
 from editor.model_io import load_model
 from editor.target_data import FACTS
-from lmkit.nll import evaluating, shifted_nll
+from lmkit.nll import evaluating, shifted_nll, windows
 from lmkit.texts import jsonl_objects
 from lmkit.tokens import context_length
 
@@ -71,10 +71,10 @@ def role_nll(model, docs: list[tuple[list[int], list[str]]]) -> dict[str, tuple[
     limit = context_length(model)
     with evaluating(model):
         for ids, roles in docs:
-            for start in range(0, len(ids) - 1, limit - 1):  # lmkit.nll.windows, with the roles alongside
-                window = torch.tensor([ids[start : start + limit]])
+            for window_ids, window_roles in zip(windows(ids, limit), windows(roles, limit)):  # the same cuts for both
+                window = torch.tensor([window_ids])
                 nll, _ = shifted_nll(model(input_ids=window).logits, window)
-                for value, role in zip(nll[0].tolist(), roles[start + 1 : start + limit]):  # position t predicts t + 1
+                for value, role in zip(nll[0].tolist(), window_roles[1:]):  # position t predicts t + 1
                     if role in sums:
                         sums[role][0] += value
                         sums[role][1] += 1
