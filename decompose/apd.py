@@ -11,10 +11,12 @@ every decomposed matrix l. Training minimises, per batch,
 - simplicity: the Schatten-p quasi-norm of each kept component's pieces, Σ_l Σ_i (‖A_{:,i}‖²‖B_{i,:}‖²)^{p/2}
   (the factorised approximation), averaged over the batch.
 
-The directional derivative ∂f/∂θ · P_c is ∂f/∂ε_c at ε = 0 for weights W_l + Σ_c ε_c P_{c,l}, so every
-output's attributions come from one backward per output (batched with vmap). That is cheap for toy models
-with a few dozen outputs; a language model's vocabulary makes it impractical, so APD runs on vector-output
-models (output_loss mse) only. Its known weaknesses, hyper-parameter sensitivity and mechanisms mixed by
+The directional derivative ∂f/∂θ · P_c is Σ_l G_l · (P_{c,l} x_l), where G_l = ∂f/∂(output of matrix l) and
+x_l is that matrix's input: one backward per output to the matrices' outputs (batched with vmap), then a
+contraction with every component's piece applied to every input. (Backpropagating to per-component
+perturbations ε_c instead costs outputs × components × rank × d_out per input, 20× more on the 100-feature
+residual MLP.) That is cheap for toy models with a few dozen outputs; a language model's vocabulary makes it
+impractical, so APD runs on vector-output models (output_loss mse) only. Its known weaknesses, hyper-parameter sensitivity and mechanisms mixed by
 top-k, are what benchmarks/toy_recovery.py shows beside SPD and VPD.
 """
 
@@ -56,6 +58,10 @@ class ApdPieces(nn.Module):
         a2 = self.A.pow(2).sum(1)  # (C, r)
         b2 = self.B.pow(2).sum(2)  # (C, r)
         return (a2 * b2 + 1e-16).pow(p / 2).sum(1)
+
+    def each(self, x: Tensor) -> Tensor:
+        """(N, C, d_out): every component's piece applied to every row of x (N, d_in)."""
+        return torch.einsum("ncr,cor->nco", torch.einsum("ni,cri->ncr", x, self.B), self.A)
 
     def forward_masked(self, x: Tensor, m: Tensor) -> Tensor:
         """Σ_c m_{b,c} P_c x_b for x (N, d_in), m (N, C) → (N, d_out)."""
@@ -120,18 +126,22 @@ class ApdDecomposer(WarmupThenMain):
 
     def attributions(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(target output, a (B, C)): a_{b,c} = Σ_o (∂f_o(x_b)/∂ε_c)² for weights W + Σ_c ε_c P_c at ε = 0."""
-        eps = torch.zeros(x.shape[0], self.s.C, device=x.device, requires_grad=True)
+        seen: list[tuple[str, Tensor, Tensor]] = []  # (matrix, its input rows, a zero probe added to its output)
 
-        def perturbed(name: str, xin: Tensor, out: Tensor) -> Tensor:
-            return out + self.comp(name).forward_masked(xin, eps)
+        def probed(name: str, xin: Tensor, out: Tensor) -> Tensor:
+            probe = torch.zeros_like(out, requires_grad=True)
+            seen.append((name, xin.detach(), probe))
+            return out + probe
 
-        with torch.enable_grad(), self._hooked(perturbed):
+        with torch.enable_grad(), self._hooked(probed):
             y = self.model(x)
             n_out = y.shape[-1]
             # One vector-Jacobian product per output, batched: grad_outputs[o] selects output o of every input.
             eye = torch.eye(n_out, device=y.device, dtype=y.dtype).unsqueeze(1).expand(n_out, *y.shape)
-            (jac,) = torch.autograd.grad(y, eps, grad_outputs=eye, is_grads_batched=True)  # (n_out, B, C)
-        return y.detach(), jac.detach().pow(2).sum(0)
+            grads = torch.autograd.grad(y, [p for _, _, p in seen], grad_outputs=eye, is_grads_batched=True)  # each (n_out, B, d_out)
+        with torch.no_grad():
+            jac = sum(torch.einsum("onk,nck->onc", g, self.comp(name).each(xin)) for (name, xin, _), g in zip(seen, grads))
+        return y.detach(), cast(Tensor, jac).pow(2).sum(0)
 
     def topk_mask(self, attr: Tensor) -> Tensor:
         """Batch top-k: the round(topk·B) largest attributions of the whole batch (at least one)."""

@@ -149,13 +149,14 @@ def test_apd_attributions_are_squared_directional_derivatives():
     dec = ApdDecomposer(toy.model, cfg, toy.batches(4))
     x = torch.rand(2, 5)
     _, attr = dec.attributions(x)
-    c, b = 1, 0
-    t = torch.zeros((), requires_grad=True)
     w_in, w_out = toy.weight("W_in"), toy.weight("W_out")
-    p_in, p_out = dec.pieces("W_in")[c].detach(), dec.pieces("W_out")[c].detach()
-    f = lambda t: torch.relu((w_out + t * p_out) @ ((w_in + t * p_in) @ x[b]) + toy.model.W_out.bias)  # noqa: E731
-    jac = torch.autograd.functional.jacobian(f, t)
-    assert attr[b, c].item() == pytest.approx(jac.pow(2).sum().item(), rel=1e-4)
+    for b in range(2):
+        for c in range(3):
+            # The derivative along component c's pieces in both matrices at once, through the ReLU.
+            p_in, p_out = dec.pieces("W_in")[c].detach(), dec.pieces("W_out")[c].detach()
+            f = lambda t: torch.relu((w_out + t * p_out) @ ((w_in + t * p_in) @ x[b]) + toy.model.W_out.bias)  # noqa: E731, B023
+            jac = torch.autograd.functional.jacobian(f, torch.zeros(()))
+            assert attr[b, c].item() == pytest.approx(jac.pow(2).sum().item(), rel=1e-4)
 
 
 def test_apd_refuses_language_models():
