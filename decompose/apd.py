@@ -14,10 +14,11 @@ every decomposed matrix l. Training minimises, per batch,
 The directional derivative ∂f/∂θ · P_c is Σ_l G_l · (P_{c,l} x_l), where G_l = ∂f/∂(output of matrix l) and
 x_l is that matrix's input: one backward per output to the matrices' outputs (batched with vmap), then a
 contraction with every component's piece applied to every input. (Backpropagating to per-component
-perturbations ε_c instead costs outputs × components × rank × d_out per input, 20× more on the 100-feature
-residual MLP.) That is cheap for toy models with a few dozen outputs; a language model's vocabulary makes it
-impractical, so APD runs on vector-output models (output_loss mse) only. Its known weaknesses, hyper-parameter sensitivity and mechanisms mixed by
-top-k, are what benchmarks/toy_recovery.py shows beside SPD and VPD.
+perturbations ε_c instead costs outputs × components × rank × d_out per input: 24× slower on the
+100-feature residual MLP.) That is cheap for toy models with a few dozen outputs; a language model's
+vocabulary makes it impractical, so APD runs on vector-output models (output_loss mse) only. Its known
+weaknesses, hyper-parameter sensitivity and mechanisms mixed by top-k, are what benchmarks/toy_recovery.py
+shows beside SPD and VPD.
 """
 
 from __future__ import annotations
